@@ -1,0 +1,5 @@
+"""``python -m stigmer_nb`` runs the CLI."""
+
+from .cli import main
+
+main()

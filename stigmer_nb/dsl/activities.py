@@ -1,0 +1,256 @@
+"""Effect activities: what DSL tasks do to the outside world, registered on the zigflow queue."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from . import effects
+from .problems import problem
+
+__all__ = ["EffectActivities", "Registry", "effect_error"]
+
+
+def effect_error(
+    kind: str, detail: str, *, status: int | None = None, title: str | None = None, retryable: bool = False
+) -> ApplicationError:
+    """An activity error carrying a problem; non-retryable unless said otherwise."""
+    details = problem(kind, detail, status=status, title=title)
+    return ApplicationError(
+        detail,
+        details,
+        type=effects.PROBLEM_ERROR_TYPE if not retryable else "RetryableProblem",
+        non_retryable=not retryable,
+    )
+
+
+@dataclass
+class Registry:
+    """Python callables a notebook registers: custom functions and agents, by name."""
+
+    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    agents: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+def _accepts(fn: Callable[..., Any]) -> tuple[set[str], bool]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, any(p.kind == p.VAR_KEYWORD for p in params)
+
+
+async def _call_user(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
+    """``fn(**args)`` when its parameters name the arguments, else ``fn(args)``; sync ones off-loop."""
+    names, var_kw = _accepts(fn)
+    keyword = bool(args) and (var_kw or set(args) <= names)
+    if not args and not names and not var_kw:
+        call: Callable[[], Any] = fn
+    elif keyword:
+
+        def call() -> Any:
+            return fn(**args)
+    else:
+
+        def call() -> Any:
+            return fn(args)
+
+    if inspect.iscoroutinefunction(fn):
+        return await call()
+    result = await asyncio.to_thread(call)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _json_result(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=_default))
+    except (TypeError, ValueError) as exc:
+        raise effect_error("runtime", f"{what} returned a value that is not JSON: {exc}") from None
+
+
+def _default(value: Any) -> Any:
+    for attr in ("to_dict", "model_dump", "tolist"):
+        if hasattr(value, attr):
+            return getattr(value, attr)()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+WorkflowLookup = Callable[[str | None, str, str | None], Awaitable[dict[str, Any]]]
+"""(namespace, name, version) → DSL document, for ``run: workflow``."""
+
+EventSink = Callable[[dict[str, Any]], Awaitable[int]]
+"""Delivers a CloudEvent to listening workflows; returns how many received it."""
+
+
+class EffectActivities:
+    """The effect activities, bound to the registry, HTTP client and lookups of one process."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        client: Client,
+        workflows: WorkflowLookup | None = None,
+        events: EventSink | None = None,
+        allow_shell: bool = False,
+    ) -> None:
+        self.registry = registry
+        self._client = client
+        self._workflows = workflows
+        self._events = events
+        self._allow_shell = allow_shell
+
+    @activity.defn(name=effects.CALL_FUNCTION)
+    async def call_function(self, inp: effects.EffectInput) -> Any:
+        """A Python callable registered with ``lab.register_function``."""
+        fn = self.registry.functions.get(inp.target)
+        if fn is None:
+            from ..errors import did_you_mean
+
+            known = sorted(self.registry.functions)
+            raise effect_error(
+                "configuration",
+                f"no function named {inp.target!r}{did_you_mean(inp.target, known)}; register one with "
+                f"lab.register_function({inp.target!r}, fn) or declare it under use.functions",
+                title="Unknown function",
+            )
+        try:
+            result = await _call_user(fn, dict(inp.args))
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            raise effect_error(
+                "runtime",
+                f"function {inp.target!r} raised {type(exc).__name__}: {exc}",
+                title="Function failed",
+            ) from None
+        return _json_result(result, f"function {inp.target!r}")
+
+    @activity.defn(name=effects.CALL_AGENT)
+    async def call_agent(self, inp: effects.EffectInput) -> Any:
+        """An agent registered with ``lab.register_agent`` (Stigmer's AGENT_CALL)."""
+        fn = self.registry.agents.get(inp.target)
+        if fn is None:
+            from ..errors import did_you_mean
+
+            known = sorted(self.registry.agents)
+            raise effect_error(
+                "configuration",
+                f"no agent {inp.target!r}{did_you_mean(inp.target, known)}; register one with "
+                f"lab.register_agent({inp.target!r}, fn)",
+                title="Unknown agent",
+            )
+        args = dict(inp.args)
+        kwargs = {
+            "message": args.get("message", ""),
+            "env": args.get("env") or {},
+            "config": args.get("config") or {},
+            "input": inp.input,
+        }
+        names, var_kw = _accepts(fn)
+        chosen = kwargs if var_kw else {k: v for k, v in kwargs.items() if k in names}
+        if not chosen:
+            chosen = {"message": kwargs["message"]} if names else {}
+        try:
+            result = await _call_user(fn, chosen) if chosen else await _call_user(fn, {})
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            raise effect_error(
+                "runtime", f"agent {inp.target!r} raised {type(exc).__name__}: {exc}", title="Agent failed"
+            ) from None
+        return _json_result(result, f"agent {inp.target!r}")
+
+    @activity.defn(name=effects.PUBLISH_EVENT)
+    async def publish_event(self, inp: effects.EffectInput) -> int:
+        """Deliver an emitted CloudEvent to listening workflows in this lab."""
+        if self._events is None:
+            return 0
+        return await self._events(dict(inp.args))
+
+    @activity.defn(name=effects.LOAD_WORKFLOW)
+    async def load_workflow(self, inp: effects.EffectInput) -> dict[str, Any]:
+        """The document ``run: workflow`` names (namespace, name, version) among the lab's workflows."""
+        if self._workflows is None:
+            raise effect_error(
+                "configuration", "run: workflow needs the lab's workflows; this worker has none"
+            )
+        args = inp.args
+        name = str(args.get("name") or "")
+        if not name:
+            raise effect_error("configuration", "run.workflow needs a `name`")
+        return await self._workflows(args.get("namespace"), name, args.get("version"))
+
+    @activity.defn(name=effects.CALL_HTTP)
+    async def call_http(self, inp: effects.EffectInput) -> Any:
+        """``call: http``."""
+        from .http import call_http
+
+        return await call_http(inp)
+
+    @activity.defn(name=effects.CALL_OPENAPI)
+    async def call_openapi(self, inp: effects.EffectInput) -> Any:
+        """``call: openapi``."""
+        from .openapi import call_openapi
+
+        return await call_openapi(inp)
+
+    @activity.defn(name=effects.CALL_GRPC)
+    async def call_grpc(self, inp: effects.EffectInput) -> Any:
+        """``call: grpc`` (not supported: there is no protobuf compiler at run time here)."""
+        raise effect_error(
+            "configuration",
+            "call: grpc is not supported by stigmer_nb; wrap the call in a Python function and use "
+            "lab.register_function",
+            title="Not supported",
+        )
+
+    @activity.defn(name=effects.RUN_SHELL)
+    async def run_shell(self, inp: effects.EffectInput) -> Any:
+        """``run: shell`` (only with the lab's explicit opt-in)."""
+        self._check_shell("shell")
+        from .processes import run_shell
+
+        return await run_shell(inp)
+
+    @activity.defn(name=effects.RUN_SCRIPT)
+    async def run_script(self, inp: effects.EffectInput) -> Any:
+        """``run: script`` in python or javascript (only with the lab's explicit opt-in)."""
+        self._check_shell("script")
+        from .processes import run_script
+
+        return await run_script(inp)
+
+    def _check_shell(self, which: str) -> None:
+        # Checked again here: a document cannot talk a worker into running commands.
+        if not self._allow_shell:
+            raise effect_error(
+                "configuration",
+                f"run: {which} is disabled on this worker; start it with allow_shell=True",
+                title="Not allowed",
+            )
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every effect activity, for worker registration."""
+        return [
+            self.call_function,
+            self.call_agent,
+            self.publish_event,
+            self.load_workflow,
+            self.call_http,
+            self.call_openapi,
+            self.call_grpc,
+            self.run_shell,
+            self.run_script,
+        ]

@@ -1,0 +1,42 @@
+"""Delivering CloudEvents (from ``emit`` and ``lab.send_event``) to workflows that listen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from ..temporal.names import DSL_WORKFLOW
+
+__all__ = ["EVENT_SIGNAL", "broadcast"]
+
+EVENT_SIGNAL = "DeliverEvent"
+"""Signal name on ``ExecuteServerlessWorkflow`` (kept in step with ``dsl.workflow``)."""
+
+log = logging.getLogger(__name__)
+
+
+async def broadcast(client: Client, event: dict[str, Any], *, task_queue: str | None = None) -> int:
+    """Signal ``event`` to every running DSL workflow; each one's ``listen`` tasks filter it.
+
+    Listeners only consider events delivered after they began listening, so delivering to a
+    workflow that is not listening is harmless. Returns how many workflows received it.
+    """
+    query = f"WorkflowType = '{DSL_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    if task_queue:
+        query += f" AND TaskQueue = '{task_queue}'"
+    ids = [wf.id async for wf in client.list_workflows(query)]
+
+    async def deliver(workflow_id: str) -> bool:
+        try:
+            await client.get_workflow_handle(workflow_id).signal(EVENT_SIGNAL, event)
+            return True
+        except RPCError as exc:  # finished in the meantime
+            log.debug("event not delivered to %s: %s", workflow_id, exc)
+            return False
+
+    results = await asyncio.gather(*(deliver(i) for i in ids))
+    return sum(results)

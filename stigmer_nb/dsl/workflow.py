@@ -1,0 +1,83 @@
+"""``ExecuteServerlessWorkflow``: the runner-side Temporal workflow that interprets a DSL document."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
+    from ..temporal.names import DSL_WORKFLOW
+    from ..temporal.types import DSLInput, DSLResult
+    from .events import EVENT_SIGNAL
+    from .interpreter import Engine, EventInbox, Reporter
+    from .problems import WorkflowProblem, problem
+
+__all__ = ["ExecuteServerlessWorkflow"]
+
+
+@workflow.defn(name=DSL_WORKFLOW)
+class ExecuteServerlessWorkflow:
+    """Interprets ``DSLInput.document``; reports every task transition to the invoke workflow."""
+
+    def __init__(self) -> None:
+        self._inbox = EventInbox()
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def deliver_event(self, event: dict[str, Any]) -> None:
+        """A CloudEvent for this workflow's listeners."""
+        self._inbox.deliver(event)
+
+    @workflow.run
+    async def run(self, inp: DSLInput) -> DSLResult:
+        """Run the document; a DSL error fails the workflow with the problem as its details."""
+        reporter = Reporter(inp.execution_id, inp.progress_workflow_id, tuple(inp.secrets.values()))
+        started = workflow.now()
+        shipper = asyncio.create_task(reporter.run())
+        reporter.phase("EXECUTION_IN_PROGRESS")
+        try:
+            engine = Engine(inp, reporter=reporter, events=self._inbox)
+            output = await engine.run()
+        except WorkflowProblem as err:
+            reporter.close()
+            shipper.cancel()
+            raise ApplicationError(
+                err.problem.get("title") or "Workflow failed",
+                err.problem,
+                reporter.seq,
+                reporter.take(),
+                type="WorkflowProblem",
+                non_retryable=True,
+            ) from None
+        except (asyncio.CancelledError, CancelledError):
+            reporter.close()
+            shipper.cancel()
+            # Tell the Stigmer side which tasks were cut short before going away.
+            await reporter.flush()
+            raise
+        except ApplicationError:
+            raise
+        except Exception as exc:  # a bug in the engine: fail the run, never retry the task forever
+            reporter.close()
+            shipper.cancel()
+            details = problem("runtime", f"{type(exc).__name__}: {exc}", title="Engine error", instance="/")
+            raise ApplicationError(
+                "Engine error",
+                details,
+                reporter.seq,
+                reporter.take(),
+                type="WorkflowProblem",
+                non_retryable=True,
+            ) from exc
+        reporter.close()
+        shipper.cancel()
+        return DSLResult(
+            output=output,
+            last_seq=reporter.seq,
+            started_at=started.isoformat(),
+            completed_at=workflow.now().isoformat(),
+            events=reporter.take(),
+        )

@@ -1,0 +1,523 @@
+"""The lab: one embedded Temporal server, both workers and the history, behind a notebook-friendly API."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from temporalio.client import Client
+from temporalio.converter import DataConverter
+from temporalio.worker import Worker
+
+from ._loop import LoopThread
+from .dsl.activities import EffectActivities, Registry
+from .dsl.document import is_workflow_spec, load_source
+from .dsl.events import broadcast
+from .dsl.validate import validate_document
+from .errors import (
+    ExecutionTimeoutError,
+    InvalidInputError,
+    LabStateError,
+    NotFoundError,
+    StigmerError,
+    TemporalUnreachableError,
+)
+from .model import ExecutionRecord
+from .runner.execute import ServiceContext
+from .service import Service, Subscription
+from .settings import Settings
+from .store import HistoryStore
+from .temporal.codec import SecretSealingCodec, SecretValues, load_key
+from .temporal.creator import InvokeWorkflowCreator
+from .temporal.names import invoke_workflow_id
+from .temporal.server import EmbeddedServer
+from .temporal.workers import runner_side_workers, stigmer_side_workers
+
+__all__ = ["Execution", "Lab", "astart", "current", "start"]
+
+log = logging.getLogger(__name__)
+
+_current: Lab | None = None
+_current_lock = threading.Lock()
+
+
+def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    import json
+
+    for col in columns:
+        if col in df.columns:
+            df[col] = [json.loads(v) if isinstance(v, str) else v for v in df[col]]
+    return df
+
+
+async def connect_client(target: str, settings: Settings, converter: DataConverter) -> Client:
+    """A client for ``target``; a clear error (not a hang) when nothing answers."""
+    try:
+        return await asyncio.wait_for(
+            Client.connect(target, namespace=settings.namespace, data_converter=converter),
+            timeout=settings.connect_timeout,
+        )
+    except TimeoutError:
+        raise TemporalUnreachableError(target, settings.connect_timeout) from None
+    except Exception as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TemporalUnreachableError(target, settings.connect_timeout, cause) from None
+
+
+class Execution:
+    """A handle on one execution: its phase, output, tasks; wait for it or cancel it."""
+
+    def __init__(self, lab: Lab, execution_id: str) -> None:
+        self._lab = lab
+        self.id = execution_id
+
+    def __repr__(self) -> str:
+        try:
+            record = self.record
+            return f"<Execution {self.id} {record.workflow_name} {record.phase.name}>"
+        except StigmerError:
+            return f"<Execution {self.id}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .widgets import execution_bundle
+
+        return execution_bundle(self)
+
+    @property
+    def lab(self) -> Lab:
+        """The lab that runs it."""
+        return self._lab
+
+    @property
+    def record(self) -> ExecutionRecord:
+        """The full merged state."""
+        return self._lab.service.get_execution(self.id)
+
+    @property
+    def phase(self) -> str:
+        """``EXECUTION_PENDING``, ``EXECUTION_IN_PROGRESS``, ``EXECUTION_COMPLETED``, … ."""
+        return self.record.phase.name
+
+    @property
+    def done(self) -> bool:
+        """True once COMPLETED, FAILED or CANCELLED."""
+        return self.record.phase.terminal
+
+    @property
+    def output(self) -> Any:
+        """The workflow output (None until it completes)."""
+        return self.record.output
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The problem details when it failed, else None."""
+        return self.record.error
+
+    @property
+    def input(self) -> Any:
+        """The input it was started with."""
+        return self.record.input
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task run (current state, durations), in start order."""
+        return self._lab.tasks(self.id)
+
+    @property
+    def updates(self) -> pd.DataFrame:
+        """Every task transition, in order (the append-only log)."""
+        df = self._lab.store.query(
+            "SELECT * FROM task_updates WHERE execution_id = ? ORDER BY seq", [self.id]
+        )
+        return _json_columns(df, ("input", "output", "error"))
+
+    def wait(self, timeout: float | None = None) -> Execution:
+        """Block until it finishes; ``ExecutionTimeoutError`` after ``timeout`` seconds."""
+        event = self._lab.service.wait_event(self.id)
+        if not event.wait(timeout):
+            raise ExecutionTimeoutError(self.id, timeout or 0, self.phase)
+        return self
+
+    async def await_done(self, timeout: float | None = None) -> Execution:
+        """Async twin of ``wait`` (``await execution.await_done()`` in a cell)."""
+        event = self._lab.service.wait_event(self.id)
+        if not await asyncio.to_thread(event.wait, timeout):
+            raise ExecutionTimeoutError(self.id, timeout or 0, self.phase)
+        return self
+
+    def cancel(self) -> Execution:
+        """Ask Temporal to cancel it; it ends EXECUTION_CANCELLED with running tasks marked."""
+        self._lab.cancel(self.id)
+        return self
+
+    def subscribe(self) -> Subscription:
+        """Current state first, then each change; ends after the terminal state."""
+        return self._lab.service.subscribe(self.id)
+
+
+class Lab:
+    """A running lab. Create it with ``stigmer_nb.start()``; stop it with ``lab.stop()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry()
+        self._thread: LoopThread | None = None
+        self._workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self.server: EmbeddedServer | None = None
+        self._client: Client | None = None
+        self._store: HistoryStore | None = None
+        self._service: Service | None = None
+        self.secret_values = SecretValues()
+        self._stopped = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, settings: Settings) -> Lab:
+        """Start a lab on its own thread and wait until both sides are ready."""
+        lab = cls(settings)
+        lab._thread = LoopThread()
+        try:
+            lab._thread.call(lab._start())
+        except BaseException:
+            lab._teardown_sync()
+            raise
+        return lab
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self._store = await asyncio.to_thread(HistoryStore, settings.history_path)
+        self._service = Service(
+            self._store, max_input_bytes=settings.max_input_bytes, secret_sink=self.secret_values.add
+        )
+        codec = SecretSealingCodec(load_key(settings.codec_key, settings.home), self.secret_values)
+        converter = DataConverter(payload_codec=codec)
+        if settings.embedded:
+            self.server = await EmbeddedServer.start(settings)
+            target = self.server.target
+        else:
+            assert settings.temporal_host_port is not None
+            target = settings.temporal_host_port
+        self._client = await connect_client(target, settings, converter)
+        self._service.starter = InvokeWorkflowCreator(self._client, settings)
+        effects = EffectActivities(
+            self.registry,
+            client=self._client,
+            workflows=self._find_workflow,
+            events=self._deliver_event,
+            allow_shell=settings.allow_shell,
+        )
+        self._workers = stigmer_side_workers(self._client, settings, self._service)
+        if settings.local_runner:
+            self._workers += runner_side_workers(
+                self._client, settings, context=ServiceContext(self._service), effects=effects
+            )
+        self._worker_tasks = [asyncio.create_task(w.run()) for w in self._workers]
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Executions the history shows running but Temporal no longer knows are marked FAILED."""
+        from temporalio.service import RPCError, RPCStatusCode
+
+        assert self._client is not None and self._service is not None
+        lost = []
+        for eid in self._service.running_execution_ids():
+            try:
+                await self._client.get_workflow_handle(invoke_workflow_id(eid)).describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    lost.append(eid)
+        for eid in lost:
+            reason = (
+                "the Temporal server that ran this execution is gone (the lab ran with durable=False "
+                "or its state file was removed); run it again"
+            )
+            from .temporal.types import StatusUpdate
+
+            await self._service.update_status(
+                StatusUpdate(
+                    execution_id=eid,
+                    phase="EXECUTION_FAILED",
+                    error={
+                        "type": "https://serverlessworkflow.io/spec/1.0.0/errors/runtime",
+                        "status": 500,
+                        "title": "Execution lost",
+                        "detail": reason,
+                    },
+                )
+            )
+
+    def stop(self) -> None:
+        """Drain the workers, stop the server, close the history. Idempotent."""
+        global _current
+        if self._stopped:
+            return
+        self._stopped = True
+        with _current_lock:
+            if _current is self:
+                _current = None
+        self._teardown_sync()
+
+    async def astop(self) -> None:
+        """Async twin of ``stop``."""
+        await asyncio.to_thread(self.stop)
+
+    def _teardown_sync(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.loop.is_running():
+            try:
+                thread.call(self._teardown(), timeout=60)
+            except Exception as exc:  # stopping must always finish
+                log.warning("lab shutdown: %s", exc)
+            thread.stop()
+        elif self._store is not None:
+            self._store.close()
+
+    async def _teardown(self) -> None:
+        for worker in self._workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.shutdown(), timeout=15)
+        for task in self._worker_tasks:
+            task.cancel()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        # Blocking calls from here on: at interpreter exit the default executor is already gone.
+        if self.server is not None:
+            self.server.stop_blocking()
+        if self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Lab:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    def __repr__(self) -> str:
+        where = self.server.target if self.server else self.settings.temporal_host_port
+        state = "stopped" if self._stopped else "running"
+        return f"<Lab {state} temporal={where} history={self.settings.history_path}>"
+
+    # --- parts -------------------------------------------------------------------------------
+
+    def _check(self) -> LoopThread:
+        if self._stopped or self._thread is None:
+            raise LabStateError("this lab is stopped; start a new one with stigmer_nb.start()")
+        return self._thread
+
+    @property
+    def client(self) -> Client:
+        """The temporalio client (for looking at the workflows behind an execution)."""
+        self._check()
+        assert self._client is not None
+        return self._client
+
+    @property
+    def service(self) -> Service:
+        """The Stigmer-side service (create/get/list, status, subscribers)."""
+        if self._service is None:
+            raise LabStateError("the lab has not started")
+        return self._service
+
+    @property
+    def store(self) -> HistoryStore:
+        """The history store."""
+        if self._store is None:
+            raise LabStateError("the lab has not started")
+        return self._store
+
+    @property
+    def running(self) -> bool:
+        """True until ``stop()``."""
+        return not self._stopped
+
+    # --- running workflows -------------------------------------------------------------------
+
+    def run(
+        self,
+        doc: str | Path | Mapping[str, Any],
+        *,
+        input: Any = None,
+        name: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """Validate and start ``doc`` (a path, YAML text or a dict); returns at once."""
+        return self._check().call(self._run(doc, input, name, runtime_env))
+
+    async def arun(
+        self,
+        doc: str | Path | Mapping[str, Any],
+        *,
+        input: Any = None,
+        name: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """Async twin of ``run``."""
+        return await self._check().run(self._run(doc, input, name, runtime_env))
+
+    async def _run(
+        self,
+        doc: str | Path | Mapping[str, Any],
+        input: Any,
+        name: str | None,
+        runtime_env: Mapping[str, Any] | None,
+    ) -> Execution:
+        document, spec = self.prepare(doc)
+        wf = await self.service.apply_workflow(document, spec=spec)
+        record = await self.service.create_execution(
+            workflow=wf.id, name=name, input=input, runtime_env=runtime_env
+        )
+        return Execution(self, record.id)
+
+    def prepare(self, doc: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Parse and validate ``doc``; a Stigmer WorkflowSpec is converted. Returns (document, spec)."""
+        loaded = load_source(doc)
+        spec = None
+        if is_workflow_spec(loaded.data):
+            from .runner.converter import convert_spec
+
+            spec = loaded.data
+            loaded = load_source(convert_spec(spec))
+        validate_document(loaded)
+        return loaded.data, spec
+
+    def execution(self, execution_id: str) -> Execution:
+        """A handle on an existing execution (by id)."""
+        self.service.get_execution(execution_id)
+        return Execution(self, execution_id)
+
+    def cancel(self, execution_id: str) -> None:
+        """Cancel an execution through Temporal."""
+        record = self.service.get_execution(execution_id)
+        if record.phase.terminal:
+            return
+        self._check().call(self.client.get_workflow_handle(invoke_workflow_id(execution_id)).cancel())
+
+    def register_function(self, name: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn`` callable from documents as ``call: <name>`` (arguments from ``with``)."""
+        if not callable(fn):
+            raise InvalidInputError(f"register_function({name!r}, ...) needs a callable")
+        self.registry.functions[name] = fn
+
+    def register_agent(self, slug: str, fn: Callable[..., Any]) -> None:
+        """Make ``fn(message, ...)`` the agent ``slug`` for ``call: agent`` / AGENT_CALL tasks."""
+        if not callable(fn):
+            raise InvalidInputError(f"register_agent({slug!r}, ...) needs a callable")
+        self.registry.agents[slug] = fn
+
+    def send_event(self, event: Mapping[str, Any]) -> int:
+        """Deliver a CloudEvent to listening executions; returns how many received it."""
+        full = dict(event)
+        if not full.get("type"):
+            raise InvalidInputError("an event needs a `type`")
+        import uuid
+        from datetime import UTC, datetime
+
+        full.setdefault("id", str(uuid.uuid4()))
+        full.setdefault("specversion", "1.0")
+        full.setdefault("source", "stigmer-nb://lab")
+        full.setdefault("time", datetime.now(UTC).isoformat())
+        return self._check().call(self._deliver_event(full))
+
+    async def _deliver_event(self, event: dict[str, Any]) -> int:
+        return await broadcast(self.client, event, task_queue=self.settings.zigflow_queue)
+
+    async def _find_workflow(self, namespace: str | None, name: str, version: str | None) -> dict[str, Any]:
+        from .dsl.activities import effect_error
+
+        try:
+            wf = self.service.get_workflow(name)
+        except NotFoundError as exc:
+            raise effect_error("configuration", f"run.workflow: {exc}") from None
+        if namespace and wf.namespace != namespace:
+            raise effect_error(
+                "configuration", f"run.workflow: {name!r} is in namespace {wf.namespace!r}, not {namespace!r}"
+            )
+        if version and version not in ("latest", wf.version):
+            raise effect_error(
+                "configuration", f"run.workflow: {name!r} is at version {wf.version}, not {version}"
+            )
+        return wf.document
+
+    # --- history -----------------------------------------------------------------------------
+
+    def history(self, *, limit: int | None = None) -> pd.DataFrame:
+        """Executions, newest first."""
+        df = self.service.list_executions(limit=limit)
+        return _json_columns(df, ("input", "output", "error", "runtime_env"))
+
+    def tasks(self, execution_id: str | None = None) -> pd.DataFrame:
+        """Task runs (current state and durations), for one execution or all."""
+        sql = "SELECT * FROM task_states"
+        params: list[Any] = []
+        if execution_id:
+            sql += " WHERE execution_id = ?"
+            params.append(execution_id)
+        sql += " ORDER BY execution_id, first_seq"
+        return _json_columns(self.store.query(sql, params), ("input", "output", "error"))
+
+    def sql(self, query: str, params: Any = None, *, write: bool = False) -> pd.DataFrame | None:
+        """SQL over the history as a DataFrame; read-only unless ``write=True``."""
+        return self.store.sql(query, params, write=write)
+
+    def temporal_ui(self) -> Any:
+        """A link to the Temporal Web UI of this lab's server."""
+        from .widgets import temporal_ui_link
+
+        return temporal_ui_link(self)
+
+
+def start(*, home: str | Path | None = None, **options: Any) -> Lab:
+    """Start the lab (or return the one already running in this process)."""
+    global _current
+    settings = Settings.from_env(home=home, **options)
+    with _current_lock:
+        if _current is not None and _current.running:
+            if home is None or Path(home).resolve() == _current.settings.home.resolve():
+                return _current
+            raise LabStateError(
+                f"a lab is already running on {_current.settings.home}; call lab.stop() before "
+                f"starting one on {home}"
+            )
+        lab = Lab.create(settings)
+        _current = lab
+        return lab
+
+
+async def astart(*, home: str | Path | None = None, **options: Any) -> Lab:
+    """Async twin of ``start`` (``lab = await stigmer_nb.astart()``)."""
+    return await asyncio.to_thread(start, home=home, **options)
+
+
+def current() -> Lab | None:
+    """The running lab of this process, if any."""
+    return _current
+
+
+def _stop_at_exit() -> None:
+    lab = _current
+    if lab is not None:
+        with contextlib.suppress(Exception):
+            lab.stop()
+
+
+# Thread-exit hooks run before concurrent.futures refuses new work at interpreter exit (the
+# workers need their executors to drain); plain atexit hooks would run too late.
+_register = getattr(threading, "_register_atexit", None)
+if _register is not None:
+    _register(_stop_at_exit)
+else:  # pragma: no cover - older interpreters
+    atexit.register(_stop_at_exit)

@@ -1,0 +1,1 @@
+"""The runner side: the ExecuteWorkflow activity and Stigmer's WorkflowSpec → DSL converter."""

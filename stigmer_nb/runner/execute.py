@@ -1,0 +1,184 @@
+"""``ExecuteWorkflow``: the runner-side activity that starts and awaits the DSL workflow."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
+
+from ..errors import StigmerError
+from ..settings import Settings
+from ..temporal.names import CONTEXT_UPDATE, DSL_WORKFLOW, EXECUTE_WORKFLOW_ACTIVITY, dsl_workflow_id
+from ..temporal.types import DSLInput, DSLResult, ExecuteWorkflowInput, ExecutionContext, ExecutionOutcome
+
+__all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext"]
+
+_RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
+_HEARTBEAT_EVERY = 2.0
+
+
+class ContextSource(Protocol):
+    """Where a runner reads execution → instance → workflow."""
+
+    async def load(self, inp: ExecuteWorkflowInput) -> ExecutionContext: ...
+
+
+class ServiceContext:
+    """A runner in the lab's process reads the service directly."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+
+    async def load(self, inp: ExecuteWorkflowInput) -> ExecutionContext:
+        """Read from the in-process service."""
+        return self._service.load_context(inp.execution_id)
+
+
+class TemporalContext:
+    """A runner in another process asks the invoke workflow (an Update answered by a local activity)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def load(self, inp: ExecuteWorkflowInput) -> ExecutionContext:
+        """Ask the Stigmer side through Temporal."""
+        from ..temporal.types import LoadContextInput
+
+        handle = self._client.get_workflow_handle(inp.progress_workflow_id)
+        try:
+            return await handle.execute_update(
+                CONTEXT_UPDATE, LoadContextInput(inp.execution_id), result_type=ExecutionContext
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause.cause if exc.cause is not None and exc.cause.cause is not None else exc.cause
+            raise _setup_error(f"could not load the execution context: {cause}") from None
+
+
+def _setup_error(message: str) -> ApplicationError:
+    details = {"type": _RUNTIME_ERROR, "status": 500, "title": "Setup failed", "detail": message}
+    return ApplicationError(message, details, type="SetupError", non_retryable=True)
+
+
+def _to_document(context: ExecutionContext) -> dict[str, Any]:
+    """The DSL document to run (a Stigmer WorkflowSpec is converted here, as Stigmer's runner does)."""
+    from ..dsl.document import is_workflow_spec
+
+    if is_workflow_spec(context.document):
+        from .converter import convert_spec
+
+        return convert_spec(context.document)
+    return context.document
+
+
+class ExecuteWorkflowActivity:
+    """Registered on the runner queue; starts ``ExecuteServerlessWorkflow`` and waits for it."""
+
+    def __init__(self, client: Client, settings: Settings, context: ContextSource) -> None:
+        self._client = client
+        self._settings = settings
+        self._context = context
+
+    @activity.defn(name=EXECUTE_WORKFLOW_ACTIVITY)
+    async def execute(self, inp: ExecuteWorkflowInput) -> ExecutionOutcome:
+        """Load context → start (or re-attach to) the DSL workflow → wait → final status."""
+        try:
+            context = await self._context.load(inp)
+            document = _to_document(context)
+        except ApplicationError:
+            raise
+        except StigmerError as exc:
+            raise _setup_error(str(exc)) from None
+        run_id = dsl_workflow_id(inp.execution_id)
+        handle = await self._start(run_id, context, document, inp)
+        waiter = asyncio.ensure_future(handle.result())
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=_HEARTBEAT_EVERY)
+                if done:
+                    break
+                activity.heartbeat()
+            result: DSLResult = waiter.result()
+        except asyncio.CancelledError:
+            if activity.is_worker_shutdown():
+                # This worker is going away, not the execution: another attempt re-attaches.
+                waiter.cancel()
+                raise
+            # The invoke workflow was cancelled: cancel the DSL run and wait for it to wind down.
+            await handle.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout=20)
+            except (TimeoutError, WorkflowFailureError, asyncio.CancelledError):
+                pass
+            raise
+        except WorkflowFailureError as exc:
+            return _failed(exc, run_id)
+        return ExecutionOutcome(
+            phase="EXECUTION_COMPLETED",
+            output=result.output,
+            last_seq=result.last_seq,
+            started_at=result.started_at,
+            completed_at=result.completed_at,
+            runner_workflow_id=run_id,
+            events=result.events,
+        )
+
+    async def _start(
+        self, run_id: str, context: ExecutionContext, document: dict[str, Any], inp: ExecuteWorkflowInput
+    ) -> WorkflowHandle[Any, DSLResult]:
+        try:
+            return await self._client.start_workflow(
+                DSL_WORKFLOW,
+                DSLInput(
+                    document=document,
+                    input=context.input,
+                    execution_id=inp.execution_id,
+                    progress_workflow_id=inp.progress_workflow_id,
+                    env=context.env,
+                    secrets=context.secrets,
+                    allow_shell=self._settings.allow_shell,
+                ),
+                id=run_id,
+                task_queue=self._settings.zigflow_queue,
+                execution_timeout=timedelta(minutes=30),
+                result_type=DSLResult,
+                # A retried attempt re-attaches to the run in progress and never starts a second one.
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return self._client.get_workflow_handle(run_id, result_type=DSLResult)
+
+
+def _failed(exc: WorkflowFailureError, run_id: str) -> ExecutionOutcome:
+    """A failed DSL run is a FAILED status, not an activity error (as Stigmer's runner returns it)."""
+    cause = exc.cause
+    if isinstance(cause, CancelledError):
+        raise asyncio.CancelledError()
+    error: dict[str, Any] = {
+        "type": _RUNTIME_ERROR,
+        "status": 500,
+        "title": "Workflow execution failed",
+        "detail": f"Workflow execution failed: {cause or exc}",
+    }
+    last_seq = 0
+    events: list[Any] = []
+    if isinstance(cause, ApplicationError) and cause.details:
+        if isinstance(cause.details[0], dict):
+            error = cause.details[0]
+        if len(cause.details) > 1 and isinstance(cause.details[1], int):
+            last_seq = cause.details[1]
+        if len(cause.details) > 2 and isinstance(cause.details[2], list):
+            from ..temporal.types import ProgressEvent, TaskTransition
+
+            events = [
+                ProgressEvent(**{**e, "task": TaskTransition(**e["task"]) if e.get("task") else None})
+                for e in cause.details[2]
+            ]
+    return ExecutionOutcome(
+        phase="EXECUTION_FAILED", error=error, last_seq=last_seq, runner_workflow_id=run_id, events=events
+    )

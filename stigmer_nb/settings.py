@@ -1,0 +1,156 @@
+"""Settings: one frozen object built from the environment (or any mapping, for tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a lab, a worker process or the CLI needs to know before it starts."""
+
+    stigmer_queue: str = "workflow_execution_stigmer"
+    """Queue of the orchestration workflow (``TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE``)."""
+
+    runner_queue: str = "workflow_execution_runner"
+    """Queue of the ``ExecuteWorkflow`` activity (``TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE``)."""
+
+    zigflow_queue: str = "zigflow_execution"
+    """Queue of the DSL workflow and its activities (``TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE``)."""
+
+    temporal_host_port: str | None = None
+    """An existing Temporal frontend (``TEMPORAL_HOST_PORT``); None starts the embedded server."""
+
+    namespace: str = "default"
+    """Temporal namespace (``TEMPORAL_NAMESPACE``)."""
+
+    home: Path = field(default_factory=lambda: Path(".stigmer_nb"))
+    """Data directory (``STIGMER_NB_HOME``): history file, server state, server log."""
+
+    history_file: Path | None = None
+    """History file (``STIGMER_NB_HISTORY``); None means ``<home>/history.duckdb``."""
+
+    durable: bool = True
+    """Embedded server keeps its state in ``<home>/temporal.db`` (``STIGMER_NB_DURABLE``)."""
+
+    ui: bool = True
+    """Serve the Temporal Web UI from the embedded server (``STIGMER_NB_UI``)."""
+
+    ui_public_path: str | None = None
+    """Base path the UI is served under, e.g. behind jupyter-server-proxy (``STIGMER_NB_UI_PUBLIC_PATH``)."""
+
+    port: int | None = None
+    """Frontend port of the embedded server (``STIGMER_NB_PORT``); None picks a free one."""
+
+    ui_port: int | None = None
+    """Web UI port of the embedded server (``STIGMER_NB_UI_PORT``); None picks a free one."""
+
+    temporal_binary: Path | None = None
+    """The ``temporal`` CLI (``STIGMER_NB_TEMPORAL_BIN``); None looks next to the Python executable."""
+
+    allow_shell: bool = False
+    """Let documents use ``run: shell`` and ``run: script`` (``STIGMER_NB_ALLOW_SHELL``)."""
+
+    time_skipping: bool = False
+    """Embedded server skips time while workflows only wait (``STIGMER_NB_TIME_SKIPPING``)."""
+
+    codec_key: str | None = None
+    """Key sealing secret-bearing payloads (``STIGMER_NB_CODEC_KEY``); None: ``<home>/codec.key``."""
+
+    connect_timeout: float = 5.0
+    """Seconds to wait for an existing Temporal server before giving up (``STIGMER_NB_CONNECT_TIMEOUT``)."""
+
+    max_input_bytes: int = 2 * 1024 * 1024
+    """Largest accepted execution input, as JSON (``STIGMER_NB_MAX_INPUT_BYTES``)."""
+
+    local_runner: bool = True
+    """Run the runner side inside the lab's process (``STIGMER_NB_LOCAL_RUNNER``); False when
+    ``stigmer-nb worker runner`` processes do the executing."""
+
+    _ENV = {
+        "stigmer_queue": "TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE",
+        "runner_queue": "TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE",
+        "zigflow_queue": "TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE",
+        "temporal_host_port": "TEMPORAL_HOST_PORT",
+        "namespace": "TEMPORAL_NAMESPACE",
+        "home": "STIGMER_NB_HOME",
+        "history_file": "STIGMER_NB_HISTORY",
+        "durable": "STIGMER_NB_DURABLE",
+        "ui": "STIGMER_NB_UI",
+        "ui_public_path": "STIGMER_NB_UI_PUBLIC_PATH",
+        "port": "STIGMER_NB_PORT",
+        "ui_port": "STIGMER_NB_UI_PORT",
+        "temporal_binary": "STIGMER_NB_TEMPORAL_BIN",
+        "allow_shell": "STIGMER_NB_ALLOW_SHELL",
+        "time_skipping": "STIGMER_NB_TIME_SKIPPING",
+        "codec_key": "STIGMER_NB_CODEC_KEY",
+        "connect_timeout": "STIGMER_NB_CONNECT_TIMEOUT",
+        "max_input_bytes": "STIGMER_NB_MAX_INPUT_BYTES",
+        "local_runner": "STIGMER_NB_LOCAL_RUNNER",
+    }
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name → environment variable, for documentation and error messages."""
+        return dict(cls._ENV)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``), then apply keyword overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, var in cls._ENV.items():
+            raw = env.get(var)
+            if raw is not None and raw != "":
+                values[name] = raw
+        unknown = set(overrides) - set(cls._ENV)
+        if unknown:
+            hint = ", ".join(sorted(cls._ENV))
+            raise ConfigurationError(f"unknown option(s) {sorted(unknown)}; known options: {hint}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: cls._coerce(k, v) for k, v in values.items()})
+
+    @classmethod
+    def _coerce(cls, name: str, value: Any) -> Any:
+        kind = {f.name: f.type for f in dataclasses.fields(cls)}[name]
+        try:
+            if "Path" in str(kind):
+                return Path(value).expanduser()
+            if kind == "bool":
+                return value if isinstance(value, bool) else _flag(str(value))
+            if "int" in str(kind):
+                return int(value)
+            if "float" in str(kind):
+                return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{cls._ENV[name]}={value!r} is not a valid {kind}; fix or unset it"
+            ) from exc
+        return str(value)
+
+    @property
+    def history_path(self) -> Path:
+        """Where the DuckDB history lives."""
+        return self.history_file if self.history_file is not None else self.home / "history.duckdb"
+
+    @property
+    def embedded(self) -> bool:
+        """True when the lab starts its own Temporal server."""
+        return not self.temporal_host_port
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)

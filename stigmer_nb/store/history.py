@@ -1,0 +1,161 @@
+"""The history store: owns the DuckDB file, its writer, and read-only SQL for users."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ..errors import HistoryError, HistoryLockedError, ReadOnlySQLError, SchemaVersionError
+from .schema import SCHEMA_VERSION, migrate
+from .values import dumps
+from .writer import Writer
+
+__all__ = ["HistoryStore", "classify_sql", "dumps"]
+
+_READ_ONLY_KINDS = {"SELECT", "EXPLAIN"}
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def classify_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """Statement kinds in ``sql`` (``SELECT``, ``INSERT``, …), parsed, not run."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise HistoryError(f"SQL does not parse: {exc}".splitlines()[0]) from exc
+    kinds = []
+    for statement in statements:
+        kind = statement.type.name
+        if kind == "EXPLAIN" and re.match(r"\s*explain\s+analy[sz]e\b", statement.query, re.IGNORECASE):
+            # EXPLAIN ANALYZE runs the statement; classify what it would run.
+            inner = re.sub(r"^\s*explain\s+analy[sz]e\s+", "", statement.query, flags=re.IGNORECASE)
+            kinds.extend(classify_sql(con, inner))
+            continue
+        kinds.append(kind)
+    return kinds
+
+
+class HistoryStore:
+    """One open history file: the read-write connection, the writer, and cursors for readers."""
+
+    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        target = ":memory:" if path is None else str(path)
+        if path is not None and not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and path is not None and not path.exists():
+            raise HistoryError(f"no history file at {path}; run a workflow first or pass --home")
+        try:
+            self._con = duckdb.connect(target, read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                holder = _LOCK_HOLDER.search(text)
+                raise HistoryLockedError(target, f"PID {holder.group(1)}" if holder else "") from None
+            raise HistoryError(f"cannot open history file {target}: {text}") from None
+        except duckdb.Error as exc:
+            raise HistoryError(f"cannot open history file {target}: {exc}") from None
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursor_lock = threading.Lock()
+        self._closed = False
+        try:
+            if read_only:
+                self._check_version()
+            else:
+                found, _ = migrate(self._con)
+                if found > SCHEMA_VERSION:
+                    raise SchemaVersionError(target, found, SCHEMA_VERSION)
+        except BaseException:
+            self._con.close()
+            raise
+        # The root connection only hands out cursors (under a lock): a DuckDB connection object
+        # is not thread-safe, so the writer and every reading thread get their own.
+        self.writer: Writer | None = None if read_only else Writer(self._new_cursor())
+
+    def _check_version(self) -> None:
+        from .schema import current_version
+
+        found = current_version(self._con)
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(str(self.path), found, SCHEMA_VERSION)
+        if found < SCHEMA_VERSION:
+            raise HistoryError(
+                f"history file {self.path} has schema version {found}; open it once with a lab "
+                "(stigmer_nb.start) to migrate it"
+            )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (DuckDB connections are not shared across threads)."""
+        if self._closed:
+            raise HistoryError("the history store is closed (the lab was stopped); start a new lab")
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._new_cursor()
+            self._local.cursor = cur
+        return cur
+
+    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._cursor_lock:
+            cur = self._con.cursor()
+            self._cursors.append(cur)
+        return cur
+
+    def query(self, sql: str, params: Any = None) -> pd.DataFrame:
+        """Run a trusted query and return a DataFrame."""
+        return self.cursor().execute(sql, params).df()
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run a trusted query and return tuples."""
+        return self.cursor().execute(sql, params).fetchall()
+
+    def sql(self, sql: str, params: Any = None, *, write: bool = False) -> pd.DataFrame | None:
+        """Run user SQL: read-only unless ``write=True``; the last statement's result as a DataFrame."""
+        cur = self.cursor()
+        kinds = classify_sql(cur, sql)
+        if not kinds:
+            raise HistoryError("no SQL statement given")
+        if not write:
+            for kind in kinds:
+                if kind not in _READ_ONLY_KINDS:
+                    raise ReadOnlySQLError(kind)
+        elif self.writer is None:
+            raise HistoryError("this history file was opened read-only; writes need the lab that owns it")
+        if write and any(k not in _READ_ONLY_KINDS for k in kinds):
+            # Writes are serialised with the lab's own writes: wait for what is queued first.
+            assert self.writer is not None
+            self.writer.flush()
+        try:
+            return cur.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise HistoryError(str(exc).splitlines()[0]) from None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit pending writes, close cursors and the file. Idempotent."""
+        if self._closed:
+            return
+        if self.writer is not None:
+            self.writer.close()
+        self._closed = True
+        with self._cursor_lock:
+            for cur in self._cursors:
+                try:
+                    cur.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+        self._con.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``."""
+        return self._closed

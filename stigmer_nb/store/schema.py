@@ -1,0 +1,161 @@
+"""The history schema: public tables and views, a version, and forward migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+__all__ = ["EXECUTION_COLUMNS", "SCHEMA_VERSION", "TASK_UPDATE_COLUMNS", "migrate"]
+
+SCHEMA_VERSION = 1
+"""Bump when the schema changes, and add a step to ``_MIGRATIONS``."""
+
+EXECUTION_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR PRIMARY KEY",
+    "name": "VARCHAR NOT NULL",
+    "slug": "VARCHAR NOT NULL UNIQUE",
+    "workflow_id": "VARCHAR NOT NULL",
+    "workflow_instance_id": "VARCHAR NOT NULL",
+    "workflow_name": "VARCHAR NOT NULL",
+    "phase": "VARCHAR NOT NULL",
+    "input": "JSON",
+    "output": "JSON",
+    "error": "JSON",
+    "runtime_env": "JSON",
+    "trigger_message": "VARCHAR",
+    "created_at": "TIMESTAMPTZ NOT NULL",
+    "started_at": "TIMESTAMPTZ",
+    "completed_at": "TIMESTAMPTZ",
+    "updated_at": "TIMESTAMPTZ NOT NULL",
+    "temporal_workflow_id": "VARCHAR",
+    "runner_workflow_id": "VARCHAR",
+    "last_seq": "INTEGER NOT NULL",
+}
+"""``workflow_executions``: one row per execution, its current merged state."""
+
+TASK_UPDATE_COLUMNS: dict[str, str] = {
+    "execution_id": "VARCHAR NOT NULL",
+    "seq": "INTEGER NOT NULL",
+    "task_id": "VARCHAR NOT NULL",
+    "parent_id": "VARCHAR",
+    "reference": "VARCHAR NOT NULL",
+    "name": "VARCHAR NOT NULL",
+    "kind": "VARCHAR NOT NULL",
+    "status": "VARCHAR NOT NULL",
+    "attempt": "INTEGER NOT NULL",
+    "input": "JSON",
+    "output": "JSON",
+    "error": "JSON",
+    "occurred_at": "TIMESTAMPTZ NOT NULL",
+}
+"""``task_updates``: append-only, one row per task transition; (execution_id, seq) is the natural key."""
+
+
+def _columns(spec: dict[str, str]) -> str:
+    return ",\n    ".join(f"{name} {kind}" for name, kind in spec.items())
+
+
+_V1 = [
+    "CREATE TABLE schema_info (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
+    """CREATE TABLE workflows (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    slug VARCHAR NOT NULL UNIQUE,
+    namespace VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    description VARCHAR,
+    document JSON NOT NULL,
+    spec JSON,
+    default_instance_id VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+)""",
+    """CREATE TABLE workflow_instances (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    slug VARCHAR NOT NULL,
+    workflow_id VARCHAR NOT NULL,
+    description VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+)""",
+    f"CREATE TABLE workflow_executions (\n    {_columns(EXECUTION_COLUMNS)}\n)",
+    f"CREATE TABLE task_updates (\n    {_columns(TASK_UPDATE_COLUMNS)},\n"
+    "    PRIMARY KEY (execution_id, seq)\n)",
+    # Per task run: its latest state, when it started and ended, and how long it took.
+    """CREATE VIEW task_states AS
+SELECT
+    execution_id,
+    task_id,
+    any_value(parent_id) AS parent_id,
+    any_value(reference) AS reference,
+    any_value(name) AS name,
+    any_value(kind) AS kind,
+    arg_max(status, seq) AS status,
+    max(attempt) AS attempt,
+    min(occurred_at) AS started_at,
+    max(occurred_at) FILTER (WHERE status IN
+        ('WORKFLOW_TASK_COMPLETED', 'WORKFLOW_TASK_FAILED', 'WORKFLOW_TASK_SKIPPED')) AS completed_at,
+    date_diff('millisecond', min(occurred_at), max(occurred_at) FILTER (WHERE status IN
+        ('WORKFLOW_TASK_COMPLETED', 'WORKFLOW_TASK_FAILED', 'WORKFLOW_TASK_SKIPPED'))) AS duration_ms,
+    arg_min(input, seq) AS input,
+    arg_max(output, seq) AS output,
+    arg_max(error, seq) AS error,
+    min(seq) AS first_seq,
+    max(seq) AS last_seq
+FROM task_updates
+GROUP BY execution_id, task_id""",
+    """CREATE VIEW execution_durations AS
+SELECT
+    id AS execution_id,
+    name,
+    workflow_name,
+    phase,
+    created_at,
+    started_at,
+    completed_at,
+    date_diff('millisecond', started_at, completed_at) AS duration_ms,
+    date_diff('millisecond', created_at, started_at) AS queued_ms
+FROM workflow_executions""",
+    """CREATE VIEW phase_counts AS
+SELECT phase, count(*) AS executions
+FROM workflow_executions
+GROUP BY phase""",
+]
+
+_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1}
+"""Version N's steps take a file from version N-1 to N."""
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The file's schema version; 0 for an empty file."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_info'"
+    ).fetchone()
+    if not found or not found[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_info").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Bring the file up to ``SCHEMA_VERSION``; returns (found, now). Refuses newer files."""
+    found = current_version(con)
+    if found > SCHEMA_VERSION:
+        return found, found
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        step = _MIGRATIONS[version]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if callable(step):
+                step(con)
+            else:
+                for statement in step:
+                    con.execute(statement)
+            con.execute("INSERT INTO schema_info VALUES (?, now())", [version])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return found, SCHEMA_VERSION

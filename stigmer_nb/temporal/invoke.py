@@ -1,0 +1,226 @@
+"""``stigmer/workflow-execution/invoke``: the thin orchestration workflow on the Stigmer side.
+
+It holds no business logic: it calls ``ExecuteWorkflow`` on the runner queue named in its memo,
+merges the runner's progress signals into the history in order (through the local activity
+``UpdateWorkflowExecutionStatus``), writes the final status, and on a system error records
+EXECUTION_FAILED and fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from .names import (
+        CONTEXT_UPDATE,
+        EXECUTE_WORKFLOW_ACTIVITY,
+        INVOKE_WORKFLOW,
+        LOAD_CONTEXT_ACTIVITY,
+        MEMO_ACTIVITY_QUEUE,
+        PROGRESS_SIGNAL,
+        UPDATE_STATUS_ACTIVITY,
+        dsl_workflow_id,
+    )
+    from .types import (
+        ExecuteWorkflowInput,
+        ExecutionContext,
+        ExecutionOutcome,
+        InvokeInput,
+        LoadContextInput,
+        ProgressBatch,
+        ProgressEvent,
+        StatusUpdate,
+    )
+
+__all__ = ["InvokeWorkflowExecutionWorkflow"]
+
+_RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
+_STATUS_TIMEOUT = timedelta(seconds=30)
+_STATUS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
+_DRAIN_CHUNK = 500
+# How long the final status waits for progress signals still in flight before writing anyway.
+_TAIL_WAIT = timedelta(seconds=30)
+
+
+@workflow.defn(name=INVOKE_WORKFLOW)
+class InvokeWorkflowExecutionWorkflow:
+    """One per execution; id ``stigmer/workflow-execution/invoke/<execution id>``."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, ProgressEvent] = {}
+        self._applied = 0
+        self._execution_id = ""
+
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def report_progress(self, batch: ProgressBatch) -> None:
+        """Task transitions from the runner; duplicates and replays are dropped by sequence number."""
+        for event in batch.events:
+            if event.seq > self._applied:
+                self._pending[event.seq] = event
+
+    @workflow.update(name=CONTEXT_UPDATE)
+    async def get_context(self, inp: LoadContextInput) -> ExecutionContext:
+        """Execution → instance → workflow for a runner in another process (read by a local activity)."""
+        return await workflow.execute_local_activity(
+            LOAD_CONTEXT_ACTIVITY,
+            inp,
+            result_type=ExecutionContext,
+            schedule_to_close_timeout=_STATUS_TIMEOUT,
+            retry_policy=_STATUS_RETRY,
+        )
+
+    def _ready(self) -> list[ProgressEvent]:
+        out = []
+        seq = self._applied + 1
+        while seq in self._pending and len(out) < _DRAIN_CHUNK:
+            out.append(self._pending[seq])
+            seq += 1
+        return out
+
+    async def _update(self, update: StatusUpdate) -> None:
+        await workflow.execute_local_activity(
+            UPDATE_STATUS_ACTIVITY,
+            update,
+            schedule_to_close_timeout=_STATUS_TIMEOUT,
+            retry_policy=_STATUS_RETRY,
+        )
+        for event in update.events:
+            self._pending.pop(event.seq, None)
+            self._applied = max(self._applied, event.seq)
+
+    async def _drain(self) -> None:
+        while events := self._ready():
+            await self._update(StatusUpdate(execution_id=self._execution_id, events=events))
+
+    @workflow.run
+    async def run(self, inp: InvokeInput) -> ExecutionOutcome:
+        """Execute on the runner, stream its progress into the history, record the outcome."""
+        self._execution_id = inp.execution_id
+        queue = workflow.memo_value(MEMO_ACTIVITY_QUEUE, "workflow_execution_runner", type_hint=str)
+        handle = workflow.start_activity(
+            EXECUTE_WORKFLOW_ACTIVITY,
+            ExecuteWorkflowInput(
+                execution_id=inp.execution_id, progress_workflow_id=workflow.info().workflow_id
+            ),
+            task_queue=queue,
+            result_type=ExecutionOutcome,
+            start_to_close_timeout=timedelta(minutes=30),
+            # The activity only waits on the DSL workflow; if its worker dies another attempt
+            # re-attaches to the same run, so a lost runner costs seconds, not 30 minutes.
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=5),
+                non_retryable_error_types=["SetupError", "WorkflowProblem"],
+            ),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"run {inp.workflow_name or inp.execution_id}",
+        )
+        try:
+            while True:
+                await workflow.wait_condition(lambda: handle.done() or bool(self._ready()))
+                if handle.done():
+                    break
+                await self._drain()
+            outcome = handle.result()
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                return await self._cancelled()
+            await self._system_error(err)
+            raise AssertionError("unreachable") from err
+        except (asyncio.CancelledError, CancelledError):
+            handle.cancel()
+            try:
+                await handle
+            except (ActivityError, asyncio.CancelledError, CancelledError):
+                pass
+            return await self._cancelled()
+        return await self._finish(outcome)
+
+    async def _finish(self, outcome: ExecutionOutcome) -> ExecutionOutcome:
+        for event in outcome.events:
+            if event.seq > self._applied:
+                self._pending[event.seq] = event
+        target = outcome.last_seq
+        try:
+            await workflow.wait_condition(
+                lambda: self._applied + len(self._ready()) >= target, timeout=_TAIL_WAIT
+            )
+        except TimeoutError:
+            workflow.logger.warning(
+                "progress of %s incomplete: applied %s of %s", self._execution_id, self._applied, target
+            )
+        while len(self._ready()) >= _DRAIN_CHUNK:
+            await self._drain()
+        await self._update(
+            StatusUpdate(
+                execution_id=self._execution_id,
+                events=self._ready(),
+                phase=outcome.phase,
+                output=outcome.output,
+                has_output=outcome.output is not None,
+                error=outcome.error,
+                started_at=outcome.started_at,
+                completed_at=outcome.completed_at or workflow.now().isoformat(),
+                runner_workflow_id=outcome.runner_workflow_id or dsl_workflow_id(self._execution_id),
+            )
+        )
+        return outcome
+
+    async def _cancelled(self) -> ExecutionOutcome:
+        # Take what the runner reported about cut-short tasks, then close the books.
+        try:
+            await workflow.wait_condition(lambda: bool(self._ready()), timeout=timedelta(seconds=2))
+        except TimeoutError:
+            pass
+        await self._update(
+            StatusUpdate(
+                execution_id=self._execution_id,
+                events=self._ready(),
+                phase="EXECUTION_CANCELLED",
+                error={
+                    "type": _RUNTIME_ERROR,
+                    "status": 499,
+                    "title": "Cancelled",
+                    "detail": "the execution was cancelled",
+                },
+                completed_at=workflow.now().isoformat(),
+            )
+        )
+        raise CancelledError("execution cancelled")
+
+    async def _system_error(self, err: ActivityError) -> None:
+        cause = err.cause
+        message = str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
+        error = {
+            "type": _RUNTIME_ERROR,
+            "status": 500,
+            "title": "Workflow execution failed",
+            "detail": f"Workflow execution failed: {message}",
+        }
+        if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+            error = {**cause.details[0]}
+        try:
+            await workflow.execute_local_activity(
+                UPDATE_STATUS_ACTIVITY,
+                StatusUpdate(
+                    execution_id=self._execution_id,
+                    events=self._ready(),
+                    phase="EXECUTION_FAILED",
+                    error=error,
+                    completed_at=workflow.now().isoformat(),
+                ),
+                schedule_to_close_timeout=_STATUS_TIMEOUT,
+                retry_policy=_STATUS_RETRY,
+            )
+        except ActivityError as update_err:
+            workflow.logger.error("could not record failure of %s: %s", self._execution_id, update_err)
+        raise ApplicationError(
+            "Workflow execution failed", error, type="ExecutionFailed", non_retryable=True
+        ) from err

@@ -1,0 +1,54 @@
+"""Names on the wire between the two sides; these are the contract and never change casually."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CANCEL_SIGNAL",
+    "CONTEXT_UPDATE",
+    "DSL_WORKFLOW",
+    "EXECUTE_WORKFLOW_ACTIVITY",
+    "INVOKE_WORKFLOW",
+    "LOAD_CONTEXT_ACTIVITY",
+    "MEMO_ACTIVITY_QUEUE",
+    "PROGRESS_SIGNAL",
+    "UPDATE_STATUS_ACTIVITY",
+    "dsl_workflow_id",
+    "invoke_workflow_id",
+]
+
+INVOKE_WORKFLOW = "stigmer/workflow-execution/invoke"
+"""The thin orchestration workflow on the Stigmer side."""
+
+EXECUTE_WORKFLOW_ACTIVITY = "ExecuteWorkflow"
+"""Runner-side activity that starts and awaits the DSL workflow."""
+
+UPDATE_STATUS_ACTIVITY = "UpdateWorkflowExecutionStatus"
+"""Stigmer-side local activity that merges status into the history."""
+
+LOAD_CONTEXT_ACTIVITY = "LoadWorkflowExecutionContext"
+"""Stigmer-side local activity that reads execution → instance → workflow for a remote runner."""
+
+DSL_WORKFLOW = "ExecuteServerlessWorkflow"
+"""Runner-side workflow that interprets the DSL document."""
+
+PROGRESS_SIGNAL = "ReportProgress"
+"""Signal carrying task transitions from the DSL workflow to the invoke workflow."""
+
+CONTEXT_UPDATE = "GetExecutionContext"
+"""Update on the invoke workflow answering a runner's request for execution context."""
+
+CANCEL_SIGNAL = "CancelExecution"
+"""Signal asking the invoke workflow to cancel (used where a Temporal cancel cannot be sent)."""
+
+MEMO_ACTIVITY_QUEUE = "activityTaskQueue"
+"""Memo key naming the runner queue, as Stigmer's creator sets it."""
+
+
+def invoke_workflow_id(execution_id: str) -> str:
+    """``stigmer/workflow-execution/invoke/<execution id>``."""
+    return f"{INVOKE_WORKFLOW}/{execution_id}"
+
+
+def dsl_workflow_id(execution_id: str) -> str:
+    """``workflow-exec-<execution id>``."""
+    return f"workflow-exec-{execution_id}"

@@ -1,0 +1,40 @@
+"""Stigmer-side local activities: the status merge into the history, and context for runners."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ..errors import NotFoundError
+from ..service import Service
+from .names import LOAD_CONTEXT_ACTIVITY, UPDATE_STATUS_ACTIVITY
+from .types import ExecutionContext, LoadContextInput, StatusUpdate
+
+__all__ = ["StatusActivities"]
+
+
+class StatusActivities:
+    """Activities bound to the lab's service; registered on the Stigmer-side worker only."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @activity.defn(name=UPDATE_STATUS_ACTIVITY)
+    async def update_status(self, update: StatusUpdate) -> None:
+        """Merge progress and status into the history; returns once it is committed."""
+        try:
+            await self._service.update_status(update)
+        except NotFoundError as exc:
+            raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
+
+    @activity.defn(name=LOAD_CONTEXT_ACTIVITY)
+    async def load_context(self, inp: LoadContextInput) -> ExecutionContext:
+        """Execution → instance → workflow, read fresh from the service."""
+        try:
+            return self._service.load_context(inp.execution_id)
+        except NotFoundError as exc:
+            raise ApplicationError(str(exc), type="SetupError", non_retryable=True) from None
+
+    def all(self) -> list[object]:
+        """Every activity here, for worker registration."""
+        return [self.update_status, self.load_context]

@@ -1,0 +1,161 @@
+"""Dataclasses that cross Temporal: one argument per workflow, activity, signal and update.
+
+Import-light on purpose: the sandbox re-imports workflow modules and what they import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "DSLInput",
+    "DSLResult",
+    "ExecuteWorkflowInput",
+    "ExecutionContext",
+    "ExecutionOutcome",
+    "InvokeInput",
+    "LoadContextInput",
+    "ProgressBatch",
+    "ProgressEvent",
+    "StatusUpdate",
+    "TaskTransition",
+]
+
+
+@dataclass(frozen=True)
+class InvokeInput:
+    """Input of ``stigmer/workflow-execution/invoke``."""
+
+    execution_id: str
+    workflow_name: str = ""
+
+
+@dataclass(frozen=True)
+class TaskTransition:
+    """One task run changing status, as the DSL engine reports it."""
+
+    task_id: str
+    """Unique per task run within the execution (iterations and re-runs get their own)."""
+    reference: str
+    """JSON pointer of the task in the document, e.g. ``/do/1/check``."""
+    name: str
+    kind: str
+    """DSL task type: ``set``, ``call``, ``for``, … (``call:http`` style for calls and runs)."""
+    status: str
+    """A ``WorkflowTaskStatus`` name."""
+    parent_id: str | None = None
+    attempt: int = 1
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One ordered report from the runner: a task transition or an execution phase change."""
+
+    seq: int
+    """1, 2, 3 … per execution; the receiver applies events in this order, each once."""
+    at: str
+    """ISO 8601 time of the transition (workflow time)."""
+    phase: str | None = None
+    task: TaskTransition | None = None
+
+
+@dataclass(frozen=True)
+class ProgressBatch:
+    """Payload of the ``ReportProgress`` signal."""
+
+    execution_id: str
+    events: list[ProgressEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """Input of the ``UpdateWorkflowExecutionStatus`` local activity; unset fields are left alone."""
+
+    execution_id: str
+    events: list[ProgressEvent] = field(default_factory=list)
+    phase: str | None = None
+    output: Any = None
+    has_output: bool = False
+    error: dict[str, Any] | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    temporal_workflow_id: str | None = None
+    runner_workflow_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecuteWorkflowInput:
+    """Input of the runner's ``ExecuteWorkflow`` activity."""
+
+    execution_id: str
+    progress_workflow_id: str
+    """The invoke workflow that receives ``ReportProgress`` signals."""
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    """Result of ``ExecuteWorkflow`` and of the invoke workflow: the final status."""
+
+    phase: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    last_seq: int = 0
+    """Sequence number of the last progress event; the invoke workflow applies up to it."""
+    started_at: str | None = None
+    completed_at: str | None = None
+    runner_workflow_id: str | None = None
+    events: list[ProgressEvent] = field(default_factory=list)
+    """Progress not shipped by signal (the tail), applied with the final status."""
+
+
+@dataclass(frozen=True)
+class LoadContextInput:
+    """Input of the ``GetExecutionContext`` update and the local activity behind it."""
+
+    execution_id: str
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """What a runner needs to execute: execution → instance → workflow, read at run time."""
+
+    execution_id: str
+    workflow_id: str
+    workflow_instance_id: str
+    workflow_name: str
+    document: dict[str, Any]
+    input: Any = None
+    env: dict[str, str] = field(default_factory=dict)
+    """Non-secret runtime environment values."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Secret runtime environment values (sealed by the payload codec on the wire)."""
+
+
+@dataclass(frozen=True)
+class DSLInput:
+    """Input of ``ExecuteServerlessWorkflow``."""
+
+    document: dict[str, Any]
+    input: Any = None
+    execution_id: str | None = None
+    progress_workflow_id: str | None = None
+    """Invoke workflow to report progress to; None runs without reporting."""
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    allow_shell: bool = False
+
+
+@dataclass(frozen=True)
+class DSLResult:
+    """Result of ``ExecuteServerlessWorkflow``."""
+
+    output: Any
+    last_seq: int = 0
+    started_at: str | None = None
+    completed_at: str | None = None
+    events: list[ProgressEvent] = field(default_factory=list)
+    """Progress not shipped by signal: the tail, carried by the result instead."""

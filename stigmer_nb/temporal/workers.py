@@ -1,0 +1,75 @@
+"""Worker wiring: each side registers only its own pieces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+
+from ..dsl.activities import EffectActivities
+from ..dsl.workflow import ExecuteServerlessWorkflow
+from ..runner.execute import ContextSource, ExecuteWorkflowActivity
+from ..service import Service
+from ..settings import Settings
+from .invoke import InvokeWorkflowExecutionWorkflow
+from .status import StatusActivities
+
+__all__ = ["runner_side_workers", "stigmer_side_workers"]
+
+# Recovery in seconds when a worker dies: its sticky queue is abandoned quickly.
+_STICKY_TIMEOUT = timedelta(seconds=3)
+
+
+def _runner() -> WorkflowRunner:
+    """Our workflows run unsandboxed, in the process that owns the DuckDB history.
+
+    While any sandboxed activation runs, temporalio swaps ``sys.modules`` for a thread-local
+    mapping; DuckDB's C++ binding casts ``sys.modules`` to a dict and aborts the whole process
+    with ``std::bad_cast`` when another thread queries at that moment (reproduced here: a DuckDB
+    ``.df()`` loop next to the sandbox's ``sys.modules`` override dies within milliseconds). The
+    workflows are written deterministically (workflow.now/random/uuid4 only; jq without now/env)
+    and hold no module state, so the sandbox's safety net is traded for a lab that cannot crash.
+    """
+    return UnsandboxedWorkflowRunner()
+
+
+def stigmer_side_workers(client: Client, settings: Settings, service: Service) -> list[Worker]:
+    """The orchestration worker: the invoke workflow and its local activities, nothing else."""
+    status = StatusActivities(service)
+    return [
+        Worker(
+            client,
+            task_queue=settings.stigmer_queue,
+            workflows=[InvokeWorkflowExecutionWorkflow],
+            activities=status.all(),
+            no_remote_activities=True,  # its activities only ever run as local activities
+            workflow_runner=_runner(),
+            sticky_queue_schedule_to_start_timeout=_STICKY_TIMEOUT,
+        )
+    ]
+
+
+def runner_side_workers(
+    client: Client,
+    settings: Settings,
+    *,
+    context: ContextSource,
+    effects: EffectActivities,
+) -> list[Worker]:
+    """The execution workers: ``ExecuteWorkflow`` on the runner queue; the DSL workflow and its
+    effect activities on the zigflow queue."""
+    execute = ExecuteWorkflowActivity(client, settings, context)
+    workers: Sequence[Worker] = [
+        Worker(client, task_queue=settings.runner_queue, activities=[execute.execute]),
+        Worker(
+            client,
+            task_queue=settings.zigflow_queue,
+            workflows=[ExecuteServerlessWorkflow],
+            activities=effects.all(),
+            workflow_runner=_runner(),
+            sticky_queue_schedule_to_start_timeout=_STICKY_TIMEOUT,
+        ),
+    ]
+    return list(workers)
