@@ -107,7 +107,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> NoReturn:
-    from .errors import StigmerError
+    from .errors import DSLValidationError, StigmerError
     from .lab import Lab
     from .settings import Settings
 
@@ -118,8 +118,10 @@ def cmd_run(args: argparse.Namespace) -> NoReturn:
         _fail(f"no workflow file at {path}")
     lab = None
     try:
+        from .dsl.parse import parse_workflow
+
+        parse_workflow(path)  # bad documents are refused before a server starts or a row is written
         lab = Lab.create(Settings.from_env(**_options(args)))
-        lab.prepare(path)  # validate before anything else is written
         execution = lab.run(path, input=data, name=args.name, runtime_env=env or None)
         cancelled = False
 
@@ -144,6 +146,12 @@ def cmd_run(args: argparse.Namespace) -> NoReturn:
             "error": record.error,
             "tasks": tasks,
         }
+    except DSLValidationError as exc:
+        if lab is not None:
+            lab.stop()
+        print(f"stigmer-nb: {args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
+        _leave(EXIT_USAGE)
     except StigmerError as exc:
         if lab is not None:
             lab.stop()
@@ -318,17 +326,11 @@ async def _run_worker(side: str, settings: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> NoReturn:
-    from .dsl.document import is_workflow_spec, load_source
-    from .dsl.validate import validate_document
+    from .dsl.parse import parse_workflow
     from .errors import DSLValidationError, StigmerError
 
     try:
-        loaded = load_source(Path(args.file))
-        if is_workflow_spec(loaded.data):
-            from .runner.converter import convert_spec
-
-            loaded = load_source(convert_spec(loaded.data))
-        validate_document(loaded)
+        parse_workflow(Path(args.file))
     except DSLValidationError as exc:
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         print(exc.report(), file=sys.stderr)

@@ -18,9 +18,8 @@ from temporalio.worker import Worker
 
 from ._loop import LoopThread
 from .dsl.activities import EffectActivities, Registry
-from .dsl.document import is_workflow_spec, load_source
 from .dsl.events import broadcast
-from .dsl.validate import validate_document
+from .dsl.parse import parse_workflow
 from .errors import (
     ExecutionTimeoutError,
     InvalidInputError,
@@ -384,15 +383,7 @@ class Lab:
 
     def prepare(self, doc: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Parse and validate ``doc``; a Stigmer WorkflowSpec is converted. Returns (document, spec)."""
-        loaded = load_source(doc)
-        spec = None
-        if is_workflow_spec(loaded.data):
-            from .runner.converter import convert_spec
-
-            spec = loaded.data
-            loaded = load_source(convert_spec(spec))
-        validate_document(loaded)
-        return loaded.data, spec
+        return parse_workflow(doc)
 
     def execution(self, execution_id: str) -> Execution:
         """A handle on an existing execution (by id)."""

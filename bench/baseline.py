@@ -1,0 +1,27 @@
+"""The raw temporalio baseline: a workflow calling one activity on another queue, same server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+
+__all__ = ["BaselineWorkflow", "baseline_activity"]
+
+
+@activity.defn(name="BaselineActivity")
+async def baseline_activity(n: int) -> int:
+    """Does nearly nothing, like a `set` task."""
+    return n + 1
+
+
+@workflow.defn(name="BaselineWorkflow")
+class BaselineWorkflow:
+    """Orchestrates one activity on the queue named in its input."""
+
+    @workflow.run
+    async def run(self, args: list[str | int]) -> int:
+        queue, n = str(args[0]), int(args[1])
+        return await workflow.execute_activity(
+            "BaselineActivity", n, task_queue=queue, start_to_close_timeout=timedelta(seconds=30)
+        )
