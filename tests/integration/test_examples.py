@@ -1,0 +1,108 @@
+"""Every document under examples/dsl runs end to end through the lab and matches its metadata.
+
+Each example carries what it should do in ``document.metadata.example``: the input, the expected
+output (or phase and error), events to send, and what it needs (shell opt-in, Python functions).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stigmer_nb.dsl.parse import parse_workflow
+from stigmer_nb.lab import Lab
+from stigmer_nb.settings import Settings
+from stigmer_nb.temporal.server import EmbeddedServer
+
+from ..conftest import assert_eventually, queue_env
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "dsl").glob("*.yaml"))
+_ids = itertools.count()
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def echo(message: str) -> dict[str, str]:
+    return {"reply": f"echo: {message}"}
+
+
+def _lab(server: EmbeddedServer, home: Path, **options: Any) -> Lab:
+    env = {**queue_env(f"examples-{os.getpid()}-{next(_ids)}"), "TEMPORAL_HOST_PORT": server.target}
+    lab = Lab.create(Settings.from_env(env, home=home, **options))
+    lab.register_function("add", add)
+    lab.register_agent("echo", echo)
+    for path in EXAMPLES:  # run: workflow finds its targets among the lab's workflows
+        document, spec = parse_workflow(path)
+        lab._check().call(lab.service.apply_workflow(document, spec=spec))
+    return lab
+
+
+@pytest.fixture(scope="module")
+def labs(temporal_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Lab]]:
+    plain = _lab(temporal_server, tmp_path_factory.mktemp("plain"))
+    shell = _lab(temporal_server, tmp_path_factory.mktemp("shell"), allow_shell=True)
+    yield {"plain": plain, "shell": shell}
+    plain.stop()
+    shell.stop()
+
+
+def _subset(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and _subset(v, actual[k]) for k, v in expected.items())
+    return bool(expected == actual)
+
+
+def test_there_are_at_least_forty_examples() -> None:
+    assert len(EXAMPLES) >= 40
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example(path: Path, labs: dict[str, Lab]) -> None:
+    meta = yaml.safe_load(path.read_text())["document"]["metadata"]["example"]
+    lab = labs["shell" if meta.get("allow_shell") else "plain"]
+    started = time.monotonic()
+    execution = lab.run(path, input=meta.get("input"), runtime_env=meta.get("runtime_env"))
+    if meta.get("send_events"):
+        # Events only count once the listener is listening: wait for the listen task to start.
+        assert_eventually(
+            lambda: any(t.kind == "listen" for t in lab.service.snapshot(execution.id).tasks), timeout=30
+        )
+        for event in meta["send_events"]:
+            assert lab.send_event(event) >= 1
+    execution.wait(60)
+    record = execution.record
+    assert record.phase.name == meta.get("phase", "EXECUTION_COMPLETED"), record.error
+    if "output" in meta:
+        assert record.output == meta["output"]
+    if "output_subset" in meta:
+        assert _subset(meta["output_subset"], record.output), record.output
+    if "output_types" in meta:
+        assert [e["type"] for e in record.output] == meta["output_types"]
+    if "error" in meta:
+        assert _subset(meta["error"], record.error), record.error
+    if "task_runs" in meta:
+        counts = execution.tasks["name"].value_counts().to_dict()
+        assert {k: counts.get(k, 0) for k in meta["task_runs"]} == meta["task_runs"]
+    if "min_duration_ms" in meta:
+        assert (record.completed_at - record.started_at).total_seconds() * 1000 >= meta["min_duration_ms"]
+    assert time.monotonic() - started < 30
+    # Every transition was recorded once, in order, and each task run ended.
+    updates = execution.updates
+    assert list(updates["seq"]) == sorted(set(updates["seq"]))
+    assert execution.tasks["completed_at"].notna().all()
+    for secret in (v["value"] for v in (meta.get("runtime_env") or {}).values() if v.get("is_secret")):
+        stored = json.dumps(lab.sql("SELECT * FROM task_updates").to_dict("records"), default=str)
+        stored += json.dumps(lab.history().to_dict("records"), default=str)
+        assert secret not in stored

@@ -1,0 +1,100 @@
+"""Secrets never appear in clear: not in DuckDB, not in Temporal history, not in the server log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from stigmer_nb.lab import Lab
+
+pytestmark = pytest.mark.integration
+
+SECRET = "tok-9f8e7d6c5b4a"
+
+DOC = """
+document: {dsl: '1.0.0', namespace: sec, name: uses-secret, version: '1.0.0'}
+do:
+  - build:
+      set:
+        header: '${ "Bearer " + $secrets.API_TOKEN }'
+        mode: '${ $secrets.MODE_NOT_SECRET // "none" }'
+  - echo:
+      call: echoBack
+      with:
+        auth: '${ .header }'
+  - fail:
+      if: '${ .auth | contains("Bearer") }'
+      raise:
+        error:
+          type: https://serverlessworkflow.io/spec/1.0.0/errors/runtime
+          status: 500
+          title: Leaky
+          detail: '${ "token was " + $secrets.API_TOKEN }'
+"""
+
+
+def _strings(node: object) -> Iterator[bytes]:
+    """Every string in a JSON history, plus its base64 decoding (payload bytes are base64 there)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node.encode()
+        try:
+            yield base64.b64decode(node, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+
+
+def echo_back(auth: str) -> dict[str, str]:
+    return {"auth": auth}
+
+
+def test_secret_values_never_stored_in_clear(lab: Lab, tmp_path: Path) -> None:
+    lab.register_function("echoBack", echo_back)
+    execution = lab.run(
+        DOC,
+        input={"note": "plain"},
+        runtime_env={"API_TOKEN": {"value": SECRET, "is_secret": True}, "REGION": "eu"},
+    ).wait(60)
+    assert execution.phase == "EXECUTION_FAILED"
+    assert execution.error["detail"] == "token was ***"
+
+    # 1. DuckDB: every table, every column, and the file bytes themselves.
+    lab.store.writer.flush()
+    for table in ("workflows", "workflow_instances", "workflow_executions", "task_updates"):
+        dump = lab.sql(f"SELECT * FROM {table}").to_json(date_format="iso")
+        assert SECRET not in dump, table
+    env = execution.record.runtime_env
+    assert env["API_TOKEN"] == {"value": "***", "is_secret": True} and env["REGION"]["value"] == "eu"
+
+    # 2. Temporal: the raw history of both workflows, read with a client that cannot decrypt.
+    async def raw_histories() -> list[list[bytes]]:
+        plain = await Client.connect(lab.settings.temporal_host_port, namespace=lab.settings.namespace)
+        out = []
+        for wid in (execution.record.temporal_workflow_id, execution.record.runner_workflow_id):
+            history = await plain.get_workflow_handle(wid).fetch_history()
+            out.append(list(_strings(json.loads(history.to_json()))))
+        return out
+
+    histories = lab._check().call(raw_histories())
+    for strings in histories:
+        assert strings and not any(SECRET.encode() in s for s in strings)
+    assert any(b"binary/stigmer-sealed" in s for strings in histories for s in strings)
+
+    # 3. Logs in the data directory.
+    for log in Path(lab.settings.home).glob("*.log"):
+        assert SECRET not in log.read_text(errors="replace")
+
+    # The run itself saw the real value: the callable received it.
+    echo_task = execution.tasks.set_index("name").loc["echo"]
+    assert echo_task["output"] == {"auth": "Bearer ***"}
