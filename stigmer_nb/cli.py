@@ -300,8 +300,9 @@ async def _run_worker(side: str, settings: Any) -> None:
         workers = stigmer_side_workers(client, settings, service)
     else:
 
-        async def events(event: dict[str, Any]) -> int:
-            return await broadcast(client, event, task_queue=settings.zigflow_queue)
+        async def events(event: dict[str, Any], emitter: str | None = None) -> int:
+            also = [emitter] if emitter else []
+            return await broadcast(client, event, task_queue=settings.zigflow_queue, also=also)
 
         effects = EffectActivities(Registry(), client=client, events=events, allow_shell=settings.allow_shell)
         workers = runner_side_workers(client, settings, context=TemporalContext(client), effects=effects)

@@ -36,6 +36,7 @@ from .store import HistoryStore
 from .temporal.codec import SecretSealingCodec, SecretValues, load_key
 from .temporal.creator import InvokeWorkflowCreator
 from .temporal.names import invoke_workflow_id
+from .temporal.recovery import reconcile
 from .temporal.server import EmbeddedServer
 from .temporal.workers import runner_side_workers, stigmer_side_workers
 
@@ -175,6 +176,10 @@ class Lab:
         self._store: HistoryStore | None = None
         self._service: Service | None = None
         self.secret_values = SecretValues()
+        self.active_runs: set[str] = set()
+        """DSL workflow ids this lab's runner is executing right now."""
+        self.recovered: dict[str, list[str]] = {"lost": [], "resumed": []}
+        """What the start found in the history: runs resumed, and runs lost with their server."""
         self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -217,42 +222,19 @@ class Lab:
         self._workers = stigmer_side_workers(self._client, settings, self._service)
         if settings.local_runner:
             self._workers += runner_side_workers(
-                self._client, settings, context=ServiceContext(self._service), effects=effects
+                self._client,
+                settings,
+                context=ServiceContext(self._service),
+                effects=effects,
+                active=self.active_runs,
             )
         self._worker_tasks = [asyncio.create_task(w.run()) for w in self._workers]
         await self._reconcile()
 
     async def _reconcile(self) -> None:
-        """Executions the history shows running but Temporal no longer knows are marked FAILED."""
-        from temporalio.service import RPCError, RPCStatusCode
-
+        """Runs the history shows in flight: resume them, or mark them FAILED if their server is gone."""
         assert self._client is not None and self._service is not None
-        lost = []
-        for eid in self._service.running_execution_ids():
-            try:
-                await self._client.get_workflow_handle(invoke_workflow_id(eid)).describe()
-            except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    lost.append(eid)
-        for eid in lost:
-            reason = (
-                "the Temporal server that ran this execution is gone (the lab ran with durable=False "
-                "or its state file was removed); run it again"
-            )
-            from .temporal.types import StatusUpdate
-
-            await self._service.update_status(
-                StatusUpdate(
-                    execution_id=eid,
-                    phase="EXECUTION_FAILED",
-                    error={
-                        "type": "https://serverlessworkflow.io/spec/1.0.0/errors/runtime",
-                        "status": 500,
-                        "title": "Execution lost",
-                        "detail": reason,
-                    },
-                )
-            )
+        self.recovered = await reconcile(self._client, self._service)
 
     def stop(self) -> None:
         """Drain the workers, stop the server, close the history. Idempotent."""
@@ -423,8 +405,9 @@ class Lab:
         full.setdefault("time", datetime.now(UTC).isoformat())
         return self._check().call(self._deliver_event(full))
 
-    async def _deliver_event(self, event: dict[str, Any]) -> int:
-        return await broadcast(self.client, event, task_queue=self.settings.zigflow_queue)
+    async def _deliver_event(self, event: dict[str, Any], emitter: str | None = None) -> int:
+        known = {*self.active_runs, *([emitter] if emitter else [])}
+        return await broadcast(self.client, event, task_queue=self.settings.zigflow_queue, also=known)
 
     async def _find_workflow(self, namespace: str | None, name: str, version: str | None) -> dict[str, Any]:
         from .dsl.activities import effect_error

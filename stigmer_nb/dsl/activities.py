@@ -89,8 +89,8 @@ def _default(value: Any) -> Any:
 WorkflowLookup = Callable[[str | None, str, str | None], Awaitable[dict[str, Any]]]
 """(namespace, name, version) → DSL document, for ``run: workflow``."""
 
-EventSink = Callable[[dict[str, Any]], Awaitable[int]]
-"""Delivers a CloudEvent to listening workflows; returns how many received it."""
+EventSink = Callable[[dict[str, Any], str | None], Awaitable[int]]
+"""Delivers a CloudEvent to listening workflows (plus one known to run); returns how many got it."""
 
 
 class EffectActivities:
@@ -177,7 +177,8 @@ class EffectActivities:
         """Deliver an emitted CloudEvent to listening workflows in this lab."""
         if self._events is None:
             return 0
-        return await self._events(dict(inp.args))
+        # The emitter is always running: deliver to it too, whatever visibility says yet.
+        return await self._events(dict(inp.args), activity.info().workflow_id)
 
     @activity.defn(name=effects.LOAD_WORKFLOW)
     async def load_workflow(self, inp: effects.EffectInput) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from temporalio.client import Client
@@ -19,16 +20,19 @@ EVENT_SIGNAL = "DeliverEvent"
 log = logging.getLogger(__name__)
 
 
-async def broadcast(client: Client, event: dict[str, Any], *, task_queue: str | None = None) -> int:
+async def broadcast(
+    client: Client, event: dict[str, Any], *, task_queue: str | None = None, also: Iterable[str] = ()
+) -> int:
     """Signal ``event`` to every running DSL workflow; each one's ``listen`` tasks filter it.
 
     Listeners only consider events delivered after they began listening, so delivering to a
-    workflow that is not listening is harmless. Returns how many workflows received it.
+    workflow that is not listening is harmless. ``also`` names workflows known to be running
+    (visibility lags behind starts a little under load). Returns how many received it.
     """
     query = f"WorkflowType = '{DSL_WORKFLOW}' AND ExecutionStatus = 'Running'"
     if task_queue:
         query += f" AND TaskQueue = '{task_queue}'"
-    ids = [wf.id async for wf in client.list_workflows(query)]
+    ids = {wf.id async for wf in client.list_workflows(query)} | set(also)
 
     async def deliver(workflow_id: str) -> bool:
         try:

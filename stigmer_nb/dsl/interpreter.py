@@ -78,6 +78,8 @@ class Reporter:
         self.secrets = tuple(s for s in secrets if s)
         self.seq = 0
         self._buffer: list[ProgressEvent] = []
+        self._unconfirmed: dict[int, ProgressEvent] = {}
+        """Shipped by a signal the server has not acknowledged yet."""
         self._counter = 0
         self._closed = False
 
@@ -142,15 +144,24 @@ class Reporter:
         self._push({"task": transition})
 
     def take(self) -> list[ProgressEvent]:
-        """Everything not yet shipped (returned with the result instead of a last signal)."""
-        out, self._buffer = self._buffer, []
-        return out
+        """Everything the receiver may not have yet, carried by the workflow's result instead.
+
+        A signal scheduled in the last activation may never be sent once the workflow returns,
+        so unacknowledged events travel again here; the receiver keeps one of each seq.
+        """
+        pending = {e.seq: e for e in self._buffer}
+        pending.update(self._unconfirmed)
+        self._buffer = []
+        return [pending[seq] for seq in sorted(pending)]
 
     def _send(self) -> list[asyncio.Task[None]]:
         tasks = []
         while self._buffer:
             chunk = self._buffer[:_MAX_EVENTS_PER_SIGNAL]
             self._buffer = self._buffer[_MAX_EVENTS_PER_SIGNAL:]
+            # Unacknowledged from this moment: the task may not even start before the run returns.
+            for event in chunk:
+                self._unconfirmed[event.seq] = event
             tasks.append(asyncio.create_task(self._signal(chunk)))
         return tasks
 
@@ -161,6 +172,9 @@ class Reporter:
             await handle.signal(PROGRESS_SIGNAL, ProgressBatch(self.execution_id, events))
         except Exception as exc:  # the receiver is gone (terminated); the run goes on
             workflow.logger.warning("progress for %s not delivered: %s", self.execution_id, exc)
+        else:
+            for event in events:
+                self._unconfirmed.pop(event.seq, None)
 
     async def run(self) -> None:
         """Ship batches as transitions pile up (one signal per workflow activation at most)."""

@@ -78,10 +78,14 @@ def _to_document(context: ExecutionContext) -> dict[str, Any]:
 class ExecuteWorkflowActivity:
     """Registered on the runner queue; starts ``ExecuteServerlessWorkflow`` and waits for it."""
 
-    def __init__(self, client: Client, settings: Settings, context: ContextSource) -> None:
+    def __init__(
+        self, client: Client, settings: Settings, context: ContextSource, *, active: set[str] | None = None
+    ) -> None:
         self._client = client
         self._settings = settings
         self._context = context
+        self.active = active if active is not None else set()
+        """DSL workflow ids this worker is waiting on (events reach them without visibility lag)."""
 
     @activity.defn(name=EXECUTE_WORKFLOW_ACTIVITY)
     async def execute(self, inp: ExecuteWorkflowInput) -> ExecutionOutcome:
@@ -96,6 +100,7 @@ class ExecuteWorkflowActivity:
         run_id = dsl_workflow_id(inp.execution_id)
         handle = await self._start(run_id, context, document, inp)
         waiter = asyncio.ensure_future(handle.result())
+        self.active.add(run_id)
         try:
             while True:
                 done, _ = await asyncio.wait({waiter}, timeout=_HEARTBEAT_EVERY)
@@ -117,6 +122,8 @@ class ExecuteWorkflowActivity:
             raise
         except WorkflowFailureError as exc:
             return _failed(exc, run_id)
+        finally:
+            self.active.discard(run_id)
         return ExecutionOutcome(
             phase="EXECUTION_COMPLETED",
             output=result.output,

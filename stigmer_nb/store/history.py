@@ -18,6 +18,11 @@ from .writer import Writer
 __all__ = ["HistoryStore", "classify_sql", "dumps"]
 
 _READ_ONLY_KINDS = {"SELECT", "EXPLAIN"}
+
+# DuckDB shares one database instance per file inside a process, so its file lock cannot stop a
+# second lab in the same kernel: this registry does.
+_OPEN_FOR_WRITE: set[str] = set()
+_OPEN_LOCK = threading.Lock()
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
@@ -46,6 +51,25 @@ class HistoryStore:
         self.path = path
         self.read_only = read_only
         target = ":memory:" if path is None else str(path)
+        self._claim = str(path.resolve()) if path is not None and not read_only else None
+        if self._claim is not None:
+            with _OPEN_LOCK:
+                if self._claim in _OPEN_FOR_WRITE:
+                    raise HistoryLockedError(target, "another lab in this process")
+                _OPEN_FOR_WRITE.add(self._claim)
+        try:
+            self._open(path, target, read_only)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._claim is not None:
+            with _OPEN_LOCK:
+                _OPEN_FOR_WRITE.discard(self._claim)
+            self._claim = None
+
+    def _open(self, path: Path | None, target: str, read_only: bool) -> None:
         if path is not None and not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
         if read_only and path is not None and not path.exists():
@@ -154,6 +178,7 @@ class HistoryStore:
                     pass
             self._cursors.clear()
         self._con.close()
+        self._release()
 
     @property
     def closed(self) -> bool:

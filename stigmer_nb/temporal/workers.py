@@ -57,10 +57,11 @@ def runner_side_workers(
     *,
     context: ContextSource,
     effects: EffectActivities,
+    active: set[str] | None = None,
 ) -> list[Worker]:
     """The execution workers: ``ExecuteWorkflow`` on the runner queue; the DSL workflow and its
     effect activities on the zigflow queue."""
-    execute = ExecuteWorkflowActivity(client, settings, context)
+    execute = ExecuteWorkflowActivity(client, settings, context, active=active)
     workers: Sequence[Worker] = [
         Worker(client, task_queue=settings.runner_queue, activities=[execute.execute]),
         Worker(

@@ -50,7 +50,9 @@ def _lab(server: EmbeddedServer, home: Path, **options: Any) -> Lab:
 
 
 @pytest.fixture(scope="module")
-def labs(temporal_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Lab]]:
+def labs(
+    temporal_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Lab]]:
     plain = _lab(temporal_server, tmp_path_factory.mktemp("plain"))
     shell = _lab(temporal_server, tmp_path_factory.mktemp("shell"), allow_shell=True)
     yield {"plain": plain, "shell": shell}
@@ -60,7 +62,9 @@ def labs(temporal_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFacto
 
 def _subset(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(k in actual and _subset(v, actual[k]) for k, v in expected.items())
+        return isinstance(actual, dict) and all(
+            k in actual and _subset(v, actual[k]) for k, v in expected.items()
+        )
     return bool(expected == actual)
 
 

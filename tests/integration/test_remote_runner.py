@@ -67,7 +67,7 @@ def remote_lab(lab_factory: Any) -> Iterator[tuple[Lab, subprocess.Popen[str]]]:
 
 
 def test_progress_from_another_process_lands_in_the_labs_history(remote_lab: tuple[Lab, Any]) -> None:
-    lab, proc = remote_lab
+    lab, _ = remote_lab
     execution = lab.run(DOC, input={"n": 21}, runtime_env={"TOKEN": {"value": "abc123", "is_secret": True}})
     execution.wait(60)
     assert execution.phase == "EXECUTION_COMPLETED", execution.error
