@@ -91,7 +91,7 @@ def compile_expression(expression: str, names: tuple[str, ...] = ()) -> Any:
     try:
         program = jq.compile(source)
     except ValueError as exc:
-        raise ExpressionError(expression, _compile_message(expression, str(exc))) from None
+        raise ExpressionError(expression, _compile_message(expression, names, str(exc))) from None
     with _cache_lock:
         _cache[key] = program
     return program
@@ -103,10 +103,11 @@ def _first_line(text: str) -> str:
     return (lines[0] if lines else text).rstrip(":").strip()
 
 
-def _compile_message(expression: str, fallback: str) -> str:
-    # Positions in the wrapped program mean nothing to the author: recompile the bare text.
+def _compile_message(expression: str, names: tuple[str, ...], fallback: str) -> str:
+    # Positions in the wrapped program mean nothing to the author: recompile the bare text, with
+    # the same variables defined so an undefined one is named correctly.
     try:
-        jq.compile(expression)
+        jq.compile(expression, args=dict.fromkeys(names))
     except ValueError as exc:
         return _first_line(str(exc))
     return _first_line(fallback)

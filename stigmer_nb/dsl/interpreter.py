@@ -690,23 +690,24 @@ class Engine:
         spec = task["listen"] or {}
         consumed = await self.events.listen(spec.get("to") or {}, data, args, ref, self)
         read = spec.get("read", "data")
+        # The spec puts `foreach` beside `listen`; an older shape nests it inside.
+        foreach = task.get("foreach", spec.get("foreach"))
+        pointer = (
+            pointer_join(ref, "foreach") if "foreach" in task else pointer_join(ref, "listen", "foreach")
+        )
         out = []
-        for event in consumed:
-            item = event.get("data") if read == "data" else event
-            foreach = spec.get("foreach")
+        for index, event in enumerate(consumed):
+            item: Any = event.get("data") if read == "data" else event
             if isinstance(foreach, Mapping):
-                item_var = str(foreach.get("item", "item"))
-                each_args = self._args({item_var: item}, task=args["task"], input=data)
+                item_var, at_var = str(foreach.get("item", "item")), str(foreach.get("at", "index"))
+                loop = {item_var: item, at_var: index}
                 if foreach.get("do"):
                     item = await self.run_list(
-                        foreach["do"],
-                        pointer_join(ref, "foreach", "do"),
-                        item,
-                        run,
-                        {**scope, item_var: item},
+                        foreach["do"], pointer_join(pointer, "do"), item, run, {**scope, **loop}
                     )
                 output_spec = foreach.get("output")
                 if isinstance(output_spec, Mapping) and "as" in output_spec:
+                    each_args = self._args(loop, task=args["task"], input=data)
                     item = self._eval_field(output_spec["as"], item, each_args, ref)
             out.append(item)
         return out, None
@@ -774,9 +775,57 @@ class Engine:
         limit = self._timeout(task.get("timeout"), ref)
         return limit if limit is not None else timedelta(minutes=2)
 
+    def _authentication(self, auth: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
+        """A policy with names from use.authentications and secret references resolved."""
+        name = None
+        if isinstance(auth, str):
+            name = auth
+        elif isinstance(auth, Mapping) and set(auth) == {"use"}:
+            name = str(auth["use"])
+        if name is not None:
+            policy = (self.use.get("authentications") or {}).get(name)
+            if policy is None:
+                raise WorkflowProblem.of(
+                    "configuration", f"no authentication {name!r} in use.authentications", instance=ref
+                )
+            auth = self._eval_value(dict(policy), data, args, ref)
+        if not isinstance(auth, Mapping):
+            return auth
+        resolved = {}
+        for scheme, body in auth.items():
+            if isinstance(body, Mapping) and set(body) == {"use"}:
+                # `basic: {use: mySecret}` takes the credentials from a secret holding a JSON object.
+                secret = self.secrets.get(str(body["use"]))
+                if secret is None:
+                    raise WorkflowProblem.of(
+                        "authorization",
+                        f"no secret {body['use']!r} for {scheme} authentication",
+                        instance=ref,
+                    )
+                try:
+                    body = json.loads(secret)
+                except ValueError:
+                    body = {"token": secret}
+            resolved[scheme] = body
+        return resolved
+
+    def _resolve_auth(
+        self, with_: dict[str, Any], data: Any, args: Mapping[str, Any], ref: str
+    ) -> dict[str, Any]:
+        """Authentication references in a call's ``with`` (endpoint, document endpoint, or top level)."""
+        if "authentication" in with_:
+            with_["authentication"] = self._authentication(with_["authentication"], data, args, ref)
+        holders = [with_.get("endpoint"), (with_.get("document") or {}).get("endpoint") if isinstance(
+            with_.get("document"), Mapping) else None]  # fmt: skip
+        for holder in holders:
+            if isinstance(holder, dict) and "authentication" in holder:
+                holder["authentication"] = self._authentication(holder["authentication"], data, args, ref)
+        return with_
+
     async def _task_call(self, name, task, ref, data, run, scope, args):  # type: ignore[no-untyped-def]
         call = str(task["call"])
         with_ = self._eval_value(dict(task.get("with") or {}), data, args, ref)
+        with_ = self._resolve_auth(with_, data, args, ref)
         timeout = self._call_timeout(task, ref)
         builtin = {
             "http": effects.CALL_HTTP,

@@ -6,6 +6,7 @@ output (or phase and error), events to send, and what it needs (shell opt-in, Py
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from stigmer_nb.settings import Settings
 from stigmer_nb.temporal.server import EmbeddedServer
 
 from ..conftest import assert_eventually, queue_env
+from ..httpserver import LoopbackServer, Recorded, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +62,46 @@ def labs(
     shell.stop()
 
 
+PETS = {1: {"id": 1, "name": "Rex", "species": "dog"}, 2: {"id": 2, "name": "Tom", "species": "cat"}}
+PETSTORE = {
+    "openapi": "3.0.3",
+    "info": {"title": "Pets", "version": "1"},
+    "servers": [{"url": "/"}],
+    "paths": {
+        "/pets/{petId}": {
+            "get": {
+                "operationId": "getPetById",
+                "parameters": [{"name": "petId", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "a pet"}},
+            }
+        }
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def pets() -> Iterator[LoopbackServer]:
+    """A small pet store on loopback for the call: http / openapi examples."""
+    with LoopbackServer() as server:
+        for pid, pet in PETS.items():
+            server.route("GET", f"/pets/{pid}", Reply(body=pet))
+
+        def add_pet(req: Recorded) -> Reply:
+            assert req.query == {"notify": ["true"]} and req.headers["x-request-source"] == "stigmer-nb-example"
+            return Reply(status=201, body={"id": 3, **req.json()})
+
+        def vet(req: Recorded) -> Reply:
+            expected = "Basic " + base64.b64encode(b"keeper:open-sesame").decode()
+            if req.headers.get("authorization") != expected:
+                return Reply(status=401, body={"error": "who are you?"})
+            return Reply(body={"vet": "Dr. Who", "checkedBy": "keeper"})
+
+        server.route("POST", "/pets", add_pet)
+        server.route("GET", "/vet", vet)
+        server.openapi("/openapi.json", PETSTORE)
+        yield server
+
+
 def _subset(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
@@ -73,11 +115,14 @@ def test_there_are_at_least_forty_examples() -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example(path: Path, labs: dict[str, Lab]) -> None:
+def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None:
     meta = yaml.safe_load(path.read_text())["document"]["metadata"]["example"]
     lab = labs["shell" if meta.get("allow_shell") else "plain"]
+    data = meta.get("input")
+    if "http" in meta.get("needs", []):
+        data = {**data, "base": pets.base}
     started = time.monotonic()
-    execution = lab.run(path, input=meta.get("input"), runtime_env=meta.get("runtime_env"))
+    execution = lab.run(path, input=data, runtime_env=meta.get("runtime_env"))
     if meta.get("send_events"):
         # Events only count once the listener is listening: wait for the listen task to start.
         assert_eventually(
