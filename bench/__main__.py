@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["bench.flow"]
+MODULES = ["bench.flow", "bench.engine"]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 
 
