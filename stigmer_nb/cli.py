@@ -306,6 +306,10 @@ async def _run_worker(side: str, settings: Any) -> None:
 
         effects = EffectActivities(Registry(), client=client, events=events, allow_shell=settings.allow_shell)
         workers = runner_side_workers(client, settings, context=TemporalContext(client), effects=effects)
+        from .temporal.recovery import release_running
+
+        # A runner restarted after a crash frees what its predecessor held, at once.
+        await release_running(client, settings.stigmer_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

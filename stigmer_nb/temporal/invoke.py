@@ -113,7 +113,7 @@ class InvokeWorkflowExecutionWorkflow:
             start_to_close_timeout=timedelta(minutes=30),
             # The activity only waits on the DSL workflow; if its worker dies another attempt
             # re-attaches to the same run, so a lost runner costs seconds, not 30 minutes.
-            heartbeat_timeout=timedelta(seconds=10),
+            heartbeat_timeout=timedelta(seconds=5),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=5),

@@ -12,10 +12,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ..service import Service
-from .names import dsl_workflow_id, invoke_workflow_id
+from .names import INVOKE_WORKFLOW, dsl_workflow_id, invoke_workflow_id
 from .types import StatusUpdate
 
-__all__ = ["reconcile"]
+__all__ = ["reconcile", "release_running"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,17 @@ async def _release(client: Client, workflow_id: str) -> int:
         except RPCError as exc:  # completed or retried meanwhile
             log.debug("could not release %s/%s: %s", workflow_id, pending.activity_id, exc)
     return released
+
+
+async def release_running(client: Client, task_queue: str | None = None) -> int:
+    """For a runner starting up: release attempts of dead local workers in every running invoke
+    workflow (found through visibility, since a runner has no history file)."""
+    query = f"WorkflowType = '{INVOKE_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    if task_queue:
+        query += f" AND TaskQueue = '{task_queue}'"
+    ids = [wf.id async for wf in client.list_workflows(query)]
+    ids += [dsl_workflow_id(wid.rsplit("/", 1)[-1]) for wid in ids]
+    return sum(await asyncio.gather(*(_release(client, wid) for wid in ids)))
 
 
 async def reconcile(client: Client, service: Service) -> dict[str, list[str]]:

@@ -1,0 +1,127 @@
+"""Worker faults and scale-out: runner processes killed, added, and the Stigmer side stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from stigmer_nb.lab import Lab
+
+from ..integration.test_remote_runner import start_runner, stop
+
+pytestmark = pytest.mark.integration
+
+SLOW = """
+document: {dsl: '1.0.0', namespace: workers, name: slow-three, version: '1.0.0'}
+do:
+  - first:
+      set: {i: '${ .i }'}
+  - nap:
+      wait: {seconds: 2}
+  - last:
+      set: {i: '${ .i }', done: true}
+"""
+
+
+def worker_identities(lab: Lab, execution_ids: list[str]) -> set[str]:
+    """Which worker processes ran each execution's ExecuteWorkflow activity (from Temporal history)."""
+
+    async def collect() -> set[str]:
+        found = set()
+        for eid in execution_ids:
+            history = await lab.client.get_workflow_handle(
+                f"stigmer/workflow-execution/invoke/{eid}"
+            ).fetch_history()
+            for event in history.events:
+                if event.HasField("activity_task_started_event_attributes"):
+                    found.add(event.activity_task_started_event_attributes.identity)
+        return found
+
+    return lab._check().call(collect())
+
+
+def test_two_runner_processes_share_the_load(lab_factory: Any) -> None:
+    lab = lab_factory(local_runner=False)
+    runners = [start_runner(lab), start_runner(lab)]
+    try:
+        executions = [lab.run(SLOW, input={"i": i}) for i in range(16)]
+        for execution in executions:
+            assert execution.wait(120).phase == "EXECUTION_COMPLETED", execution.error
+        identities = worker_identities(lab, [e.id for e in executions])
+        pids = {identity.split("@")[0] for identity in identities}
+        assert pids == {str(p.pid) for p in runners}, identities  # both took work
+        assert lab.sql("SELECT count(*) AS n FROM task_updates")["n"][0] == 16 * 6
+    finally:
+        for proc in runners:
+            stop(proc)
+
+
+def test_a_killed_runner_is_replaced_and_runs_complete(lab_factory: Any) -> None:
+    lab = lab_factory(local_runner=False)
+    first = start_runner(lab)
+    executions = [lab.run(SLOW, input={"i": i}) for i in range(4)]
+    deadline = time.monotonic() + 30
+    while not all(e.phase == "EXECUTION_IN_PROGRESS" for e in executions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)  # mid-activity: every run is in its 2 s wait
+    first.wait(10)
+    killed_at = time.monotonic()
+    second = start_runner(lab)
+    try:
+        for execution in executions:
+            assert execution.wait(60).phase == "EXECUTION_COMPLETED", execution.error
+        recovery = time.monotonic() - killed_at
+        print(f"runner killed mid-activity: all runs done {recovery:.1f}s later")
+        assert recovery < 25  # heartbeats and short timeouts, not the 30-minute defaults
+        for execution in executions:
+            updates = execution.updates
+            assert len(updates) == 6 and updates["seq"].is_unique
+    finally:
+        stop(second)
+
+
+def test_progress_waits_for_a_stopped_stigmer_side_and_arrives_once_in_order(lab_factory: Any) -> None:
+    lab = lab_factory(local_runner=False)
+    settings = lab.settings
+    runner = start_runner(lab)
+    try:
+        execution_ids = [lab.run(SLOW, input={"i": i}).id for i in range(3)]
+        lab.stop()  # the Stigmer side goes away; the runner keeps executing
+        time.sleep(4)  # long enough for every run to finish on the runner side
+        restarted = Lab.create(settings)
+        try:
+            for eid in execution_ids:
+                execution = restarted.execution(eid).wait(60)
+                assert execution.phase == "EXECUTION_COMPLETED", execution.error
+                updates = execution.updates
+                assert list(updates["seq"]) == list(range(updates["seq"].iloc[0], updates["seq"].iloc[0] + 6))
+                assert list(updates["name"]) == ["first", "first", "nap", "nap", "last", "last"]
+        finally:
+            restarted.stop()
+    finally:
+        stop(runner)
+
+
+def test_cancel_from_the_cli(lab: Lab, cli: list[str]) -> None:
+    execution = lab.run(SLOW.replace("seconds: 2", "seconds: 60"), input={"i": 0})
+    deadline = time.monotonic() + 30
+    while execution.phase != "EXECUTION_IN_PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc = subprocess.run(
+        [*cli, "cancel", execution.id, "--temporal", str(lab.settings.temporal_host_port), "--home", str(lab.settings.home)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert execution.wait(30).phase == "EXECUTION_CANCELLED"
+    tasks = execution.tasks.set_index("name")
+    assert tasks.loc["nap", "status"] == "WORKFLOW_TASK_FAILED"
+    assert tasks.loc["nap", "error"]["title"] == "Cancelled"
+    rows = len(execution.updates)
+    time.sleep(1)
+    assert len(execution.updates) == rows  # nothing arrives after the cancel
+    assert execution.error["title"] == "Cancelled"
