@@ -111,6 +111,7 @@ class Service:
         self._workflows: dict[str, WorkflowRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._reserved_slugs: set[str] = set()
+        self._catalog_lock = asyncio.Lock()
         self._load_catalog()
 
     # --- workflows and instances --------------------------------------------------------------
@@ -171,6 +172,13 @@ class Service:
         description: str = "",
     ) -> WorkflowRecord:
         """Create the workflow named by ``document.name``, or update it; ensures its default instance."""
+        # Two runs of a new document submitted together must not both create it.
+        async with self._catalog_lock:
+            return await self._apply_workflow(document, spec, description)
+
+    async def _apply_workflow(
+        self, document: dict[str, Any], spec: dict[str, Any] | None, description: str
+    ) -> WorkflowRecord:
         meta = document.get("document") or {}
         name = str(meta.get("name") or "")
         slug = slugify(name)
@@ -249,8 +257,9 @@ class Service:
             )
             with self._lock:
                 self._instances[found.id] = found
-        wf.default_instance_id = found.id
-        await self._write("UPDATE workflows SET default_instance_id = ? WHERE id = ?", [found.id, wf.id])
+        if wf.default_instance_id != found.id:
+            wf.default_instance_id = found.id
+            await self._write("UPDATE workflows SET default_instance_id = ? WHERE id = ?", [found.id, wf.id])
         return found
 
     # --- executions ------------------------------------------------------------------------------
@@ -290,7 +299,8 @@ class Service:
         else:
             assert workflow is not None
             wf = self.get_workflow(workflow)
-            inst = await self._default_instance(wf)
+            async with self._catalog_lock:
+                inst = await self._default_instance(wf)
         # duplicate check
         with self._lock:
             if slug in self._reserved_slugs or self.store.rows(
