@@ -76,6 +76,10 @@ class Settings:
     max_input_bytes: int = 2 * 1024 * 1024
     """Largest accepted execution input, as JSON (``STIGMER_NB_MAX_INPUT_BYTES``)."""
 
+    execution_timeout: float | None = None
+    """Seconds an execution may take (``STIGMER_NB_EXECUTION_TIMEOUT``); None is Stigmer's 30 minutes,
+    or 30 days with time skipping (where a day-long wait takes a second)."""
+
     local_runner: bool = True
     """Run the runner side inside the lab's process (``STIGMER_NB_LOCAL_RUNNER``); False when
     ``stigmer-nb worker runner`` processes do the executing."""
@@ -100,6 +104,7 @@ class Settings:
         "connect_timeout": "STIGMER_NB_CONNECT_TIMEOUT",
         "max_input_bytes": "STIGMER_NB_MAX_INPUT_BYTES",
         "local_runner": "STIGMER_NB_LOCAL_RUNNER",
+        "execution_timeout": "STIGMER_NB_EXECUTION_TIMEOUT",
     }
 
     @classmethod
@@ -145,6 +150,13 @@ class Settings:
     def history_path(self) -> Path:
         """Where the DuckDB history lives."""
         return self.history_file if self.history_file is not None else self.home / "history.duckdb"
+
+    @property
+    def effective_execution_timeout(self) -> float:
+        """The execution timeout in force, in seconds."""
+        if self.execution_timeout is not None:
+            return self.execution_timeout
+        return 30 * 24 * 3600.0 if self.time_skipping else 1800.0
 
     @property
     def embedded(self) -> bool:

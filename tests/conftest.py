@@ -50,7 +50,8 @@ def temporal_server(
 ) -> Iterator[EmbeddedServer]:
     """The one embedded Temporal server of this test session (in memory, no UI)."""
     home = tmp_path_factory.mktemp("temporal")
-    settings = Settings.from_env({}, home=home, durable=False, ui=False)
+    # Time skipping is enabled on the server (per-workflow opt-in): labs choose with time_skipping=True.
+    settings = Settings.from_env({}, home=home, durable=False, ui=False, time_skipping=True)
     server = server_thread.call(EmbeddedServer.start(settings))
     yield server
     server.stop_blocking()

@@ -25,9 +25,13 @@ class InvokeWorkflowCreator:
         """Start the invoke workflow; raises if Temporal refuses (the service records FAILED)."""
         await self._client.start_workflow(
             INVOKE_WORKFLOW,
-            InvokeInput(execution_id=record.id, workflow_name=record.workflow_name),
+            InvokeInput(
+                execution_id=record.id,
+                workflow_name=record.workflow_name,
+                timeout_seconds=self._settings.effective_execution_timeout,
+            ),
             id=invoke_workflow_id(record.id),
             task_queue=self._settings.stigmer_queue,
-            run_timeout=timedelta(minutes=30),
+            run_timeout=timedelta(seconds=self._settings.effective_execution_timeout),
             memo={MEMO_ACTIVITY_QUEUE: self._settings.runner_queue},
         )

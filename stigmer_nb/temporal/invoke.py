@@ -106,11 +106,13 @@ class InvokeWorkflowExecutionWorkflow:
         handle = workflow.start_activity(
             EXECUTE_WORKFLOW_ACTIVITY,
             ExecuteWorkflowInput(
-                execution_id=inp.execution_id, progress_workflow_id=workflow.info().workflow_id
+                execution_id=inp.execution_id,
+                progress_workflow_id=workflow.info().workflow_id,
+                timeout_seconds=inp.timeout_seconds,
             ),
             task_queue=queue,
             result_type=ExecutionOutcome,
-            start_to_close_timeout=timedelta(minutes=30),
+            start_to_close_timeout=timedelta(seconds=inp.timeout_seconds),
             # The activity only waits on the DSL workflow; if its worker dies another attempt
             # re-attaches to the same run, so a lost runner costs seconds, not 30 minutes.
             heartbeat_timeout=timedelta(seconds=5),

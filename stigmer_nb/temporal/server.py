@@ -171,7 +171,11 @@ class EmbeddedServer:
             "--metrics-port",
             str(free_port()),
         ]
-        for key, value in DYNAMIC_CONFIG.items():
+        dynamic = dict(DYNAMIC_CONFIG)
+        if settings.time_skipping:
+            # Per-workflow time skipping (temporalio's TimeSkipper stamps each start).
+            dynamic["frontend.WorkflowTimeSkippingEnabled"] = True
+        for key, value in dynamic.items():
             args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
         if settings.namespace != "default":
             args += ["--namespace", settings.namespace]

@@ -29,6 +29,8 @@ class InvokeInput:
 
     execution_id: str
     workflow_name: str = ""
+    timeout_seconds: float = 1800.0
+    """How long the execution may take end to end (Stigmer's 30 minutes unless configured)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class ExecuteWorkflowInput:
     execution_id: str
     progress_workflow_id: str
     """The invoke workflow that receives ``ReportProgress`` signals."""
+    timeout_seconds: float = 1800.0
+    """Execution timeout of the DSL workflow it starts."""
 
 
 @dataclass(frozen=True)

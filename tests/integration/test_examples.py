@@ -42,7 +42,7 @@ def echo(message: str) -> dict[str, str]:
 
 def _lab(server: EmbeddedServer, home: Path, **options: Any) -> Lab:
     env = {**queue_env(f"examples-{os.getpid()}-{next(_ids)}"), "TEMPORAL_HOST_PORT": server.target}
-    lab = Lab.create(Settings.from_env(env, home=home, **options))
+    lab = Lab.create(Settings.from_env(env, home=home, time_skipping=True, **options))
     lab.register_function("add", add)
     lab.register_agent("echo", echo)
     for path in EXAMPLES:  # run: workflow finds its targets among the lab's workflows
