@@ -260,9 +260,9 @@ def _embedded_target(settings: Any) -> str | None:
 
 
 def _converter(settings: Any, codec_cls: Any, values_cls: Any, load_key: Any) -> Any:
-    from temporalio.converter import DataConverter
+    from .temporal.converter import data_converter
 
-    return DataConverter(payload_codec=codec_cls(load_key(settings.codec_key, settings.home), values_cls()))
+    return data_converter(codec_cls(load_key(settings.codec_key, settings.home), values_cls()))
 
 
 def cmd_worker(args: argparse.Namespace) -> NoReturn:
