@@ -15,6 +15,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+	$(BIN)/python extensions/install.py --prefix $(VENV)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["bench.flow", "bench.engine"]
+MODULES = ["bench.flow", "bench.engine", "bench.throughput", "bench.widgets"]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 
 

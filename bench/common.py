@@ -16,7 +16,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0–100), linear interpolation."""
+    """The q-th percentile (0-100), linear interpolation."""
     ordered = sorted(values)
     if not ordered:
         return float("nan")

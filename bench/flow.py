@@ -6,7 +6,6 @@ same process and run, so the ratio cancels out how busy the machine is.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
@@ -17,10 +16,9 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+import stigmer_nb
 from bench.baseline import BaselineWorkflow, baseline_activity
 from bench.common import markdown_table, stats, write_result
-
-import stigmer_nb
 from stigmer_nb.lab import Lab
 
 ONE_TASK = """
@@ -92,10 +90,22 @@ def main() -> dict[str, object]:
     write_result("flow", result)
     rows = [
         {"measure": "lab start, cold (s)", "value": cold, "target": ""},
-        {"measure": "lab start, warm (s, median of 3)", "value": stats(warm_samples)["median"], "target": "≤ 1.5"},
-        {"measure": f"1-task full flow latency (ms, median of {RUNS})", "value": f["median"] * 1000, "target": ""},
+        {
+            "measure": "lab start, warm (s, median of 3)",
+            "value": stats(warm_samples)["median"],
+            "target": "≤ 1.5",
+        },
+        {
+            "measure": f"1-task full flow latency (ms, median of {RUNS})",
+            "value": f["median"] * 1000,
+            "target": "",
+        },
         {"measure": "1-task full flow latency (ms, p95)", "value": f["p95"] * 1000, "target": ""},
-        {"measure": f"raw two-queue baseline (ms, median of {RUNS})", "value": b["median"] * 1000, "target": ""},
+        {
+            "measure": f"raw two-queue baseline (ms, median of {RUNS})",
+            "value": b["median"] * 1000,
+            "target": "",
+        },
         {"measure": "raw two-queue baseline (ms, p95)", "value": b["p95"] * 1000, "target": ""},
         {"measure": "latency ratio (median)", "value": ratio, "target": "≤ 3.0"},
     ]

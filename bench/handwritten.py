@@ -18,7 +18,7 @@ class HandWrittenMixed:
     async def run(self, data: dict[str, Any]) -> dict[str, Any]:
         data = {"items": data["items"], "total": 0, "tag": data["tag"]}  # init
         data = {**data, "count": len(data["items"])}  # measure
-        if data["count"] > 5:  # route (switch)
+        if data["count"] > 5:  # route (switch)  # noqa: SIM108 - one branch per task, as in the document
             data = {**data, "size": "large"}  # large
         else:
             data = {**data, "size": "small"}  # small
@@ -39,7 +39,7 @@ class HandWrittenMixed:
         data = {**data, "square": data["fan"][1]["square"]}  # pick2
         data = {**data, "upper": data["fan"][2]["upper"]}  # pick3
         data = {**data, "ok": data["double"] > 0}  # check
-        if data["ok"]:  # verdict (switch)
+        if data["ok"]:  # verdict (switch)  # noqa: SIM108 - one branch per task, as in the document
             data = {**data, "verdict": "good"}  # good
         else:
             data = {**data, "verdict": "bad"}

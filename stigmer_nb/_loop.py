@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -43,8 +44,13 @@ class LoopThread:
         return threading.current_thread() is self.thread
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Schedule ``coro`` on the loop; a future usable from any thread."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        """Schedule ``coro`` on the loop; a future usable from any thread.
+
+        The coroutine runs in a fresh context: it must not inherit the calling cell's, or ipykernel
+        would attribute its output (and widget messages) to a cell that has long finished.
+        """
+        # run_coroutine_threadsafe schedules with a copy of the current context: make that empty.
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, self.loop)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and block this thread for its result."""

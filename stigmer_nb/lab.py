@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 from temporalio.client import Client
-from temporalio.converter import DataConverter
 from temporalio.worker import Worker
 
 from ._loop import LoopThread
@@ -34,6 +33,7 @@ from .service import Service, Subscription
 from .settings import Settings
 from .store import HistoryStore
 from .temporal.codec import SecretSealingCodec, SecretValues, load_key
+from .temporal.converter import data_converter
 from .temporal.creator import InvokeWorkflowCreator
 from .temporal.names import invoke_workflow_id
 from .temporal.recovery import reconcile
@@ -57,10 +57,10 @@ def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
-async def connect_client(target: str, settings: Settings, converter: DataConverter) -> Client:
+async def connect_client(target: str, settings: Settings, converter: Any) -> Client:
     """A client for ``target``; a clear error (not a hang) when nothing answers."""
     try:
-        return await asyncio.wait_for(
+        client = await asyncio.wait_for(
             Client.connect(target, namespace=settings.namespace, data_converter=converter),
             timeout=settings.connect_timeout,
         )
@@ -69,6 +69,7 @@ async def connect_client(target: str, settings: Settings, converter: DataConvert
     except Exception as exc:
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TemporalUnreachableError(target, settings.connect_timeout, cause) from None
+    return client
 
 
 class Execution:
@@ -86,9 +87,16 @@ class Execution:
             return f"<Execution {self.id}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .widgets import execution_bundle
+        # The live widget inside a kernel, and always the static HTML a saved notebook shows.
+        from .widgets.execution import execution_mimebundle
 
-        return execution_bundle(self)
+        return execution_mimebundle(self)
+
+    def _ipython_display_(self) -> None:
+        # Displayed with a display id, so the final static HTML replaces the first one.
+        from .widgets.execution import display_execution
+
+        display_execution(self)
 
     @property
     def lab(self) -> Lab:
@@ -200,10 +208,13 @@ class Lab:
         settings = self.settings
         self._store = await asyncio.to_thread(HistoryStore, settings.history_path)
         self._service = Service(
-            self._store, max_input_bytes=settings.max_input_bytes, secret_sink=self.secret_values.add
+            self._store,
+            max_input_bytes=settings.max_input_bytes,
+            secret_sink=self.secret_values.add,
+            recording=settings.recording,
         )
         codec = SecretSealingCodec(load_key(settings.codec_key, settings.home), self.secret_values)
-        converter = DataConverter(payload_codec=codec)
+        converter = data_converter(codec)
         if settings.embedded:
             self.server = await EmbeddedServer.start(settings)
             target = self.server.target
@@ -428,30 +439,105 @@ class Lab:
 
     # --- history -----------------------------------------------------------------------------
 
-    def history(self, *, limit: int | None = None) -> pd.DataFrame:
-        """Executions, newest first."""
-        df = self.service.list_executions(limit=limit)
-        return _json_columns(df, ("input", "output", "error", "runtime_env"))
+    def history(
+        self,
+        *,
+        workflow: str | None = None,
+        phase: Any = None,
+        since: Any = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Executions, newest first; only ``workflow``'s (name, slug or id), in ``phase``
+        (``"completed"``, ``"running"``, a list, …), created since ``since`` (``"1h"``, a datetime)."""
+        where, params = self._history_filters(workflow, phase, since, "created_at")
+        sql = f"SELECT * FROM workflow_executions{where} ORDER BY created_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return _json_columns(self.store.query(sql, params), ("input", "output", "error", "runtime_env"))
 
-    def tasks(self, execution_id: str | None = None) -> pd.DataFrame:
-        """Task runs (current state and durations), for one execution or all."""
-        sql = "SELECT * FROM task_states"
-        params: list[Any] = []
+    def tasks(
+        self,
+        execution_id: str | None = None,
+        *,
+        workflow: str | None = None,
+        phase: Any = None,
+        status: str | None = None,
+        since: Any = None,
+    ) -> pd.DataFrame:
+        """Task runs (current state and durations) of one execution or all; filters as in
+        ``history`` (``phase`` is the execution's), ``status`` the task's (``"failed"``, …), and
+        ``since`` when the task started."""
+        where, params = self._history_filters(workflow, phase, since, "started_at", alias="t", join="e")
+        clauses = [where.removeprefix(" WHERE ")] if where else []
         if execution_id:
-            sql += " WHERE execution_id = ?"
+            clauses.append("t.execution_id = ?")
             params.append(execution_id)
-        sql += " ORDER BY execution_id, first_seq"
+        if status:
+            name = str(status).strip().upper()
+            clauses.append("t.status = ?")
+            params.append(name if name.startswith("WORKFLOW_TASK_") else f"WORKFLOW_TASK_{name}")
+        sql = "SELECT t.* FROM task_states t"
+        if workflow is not None or phase is not None:
+            sql += " JOIN workflow_executions e ON e.id = t.execution_id"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY t.execution_id, t.first_seq"
         return _json_columns(self.store.query(sql, params), ("input", "output", "error"))
 
     def sql(self, query: str, params: Any = None, *, write: bool = False) -> pd.DataFrame | None:
         """SQL over the history as a DataFrame; read-only unless ``write=True``."""
         return self.store.sql(query, params, write=write)
 
-    def temporal_ui(self) -> Any:
-        """A link to the Temporal Web UI of this lab's server."""
-        from .widgets import temporal_ui_link
+    def temporal_ui(self, path: str | None = None, *, iframe: bool | None = None, height: int = 600) -> Any:
+        """The Temporal Web UI of this lab's server: a link, and an inline frame when it is served
+        through jupyter-server-proxy (``path``: a UI page, default this namespace's workflows)."""
+        from .widgets.ui import temporal_ui
 
-        return temporal_ui_link(self)
+        return temporal_ui(self, path=path, iframe=iframe, height=height)
+
+    def dashboard(
+        self,
+        *,
+        workflow: str | None = None,
+        phase: str | None = None,
+        since: str | None = None,
+        follow: bool = True,
+    ) -> Any:
+        """The history dashboard: filters, a live executions table, charts, a task timeline."""
+        from .widgets.dashboard import Dashboard
+
+        self._check()
+        return Dashboard(self, workflow=workflow, phase=phase, since=since, follow=follow)
+
+    def _history_filters(
+        self,
+        workflow: str | None,
+        phase: Any,
+        since: Any,
+        time_column: str,
+        *,
+        alias: str = "",
+        join: str = "",
+    ) -> tuple[str, list[Any]]:
+        """``WHERE`` clause and parameters for the workflow / phase / since filters."""
+        from .analytics import normalise_phases, parse_since
+
+        owner = f"{join}." if join else (f"{alias}." if alias else "")
+        timed = f"{alias}." if alias else ""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            clauses.append(f"{owner}workflow_id = ?")
+            params.append(self.service.get_workflow(workflow).id)
+        phases = normalise_phases(phase)
+        if phases is not None:
+            clauses.append(f"{owner}phase IN ({', '.join('?' for _ in phases)})")
+            params.extend(phases)
+        start = parse_since(since)
+        if start is not None:
+            clauses.append(f"{timed}{time_column} >= ?")
+            params.append(start)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def start(*, home: str | Path | None = None, **options: Any) -> Lab:
@@ -466,6 +552,11 @@ def start(*, home: str | Path | None = None, **options: Any) -> Lab:
                 f"a lab is already running on {_current.settings.home}; call lab.stop() before "
                 f"starting one on {home}"
             )
+        if settings.embedded and settings.ui and not settings.ui_public_path:
+            # Inside JupyterLab (or Binder) the UI is served through jupyter-server-proxy.
+            from .widgets.ui import jupyter_ui_options
+
+            settings = settings.replace(**jupyter_ui_options(settings.ui_port))
         lab = Lab.create(settings)
         _current = lab
         return lab

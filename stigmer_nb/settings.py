@@ -80,6 +80,10 @@ class Settings:
     """Seconds an execution may take (``STIGMER_NB_EXECUTION_TIMEOUT``); None is Stigmer's 30 minutes,
     or 30 days with time skipping (where a day-long wait takes a second)."""
 
+    recording: bool = True
+    """Record every task transition in the history (``STIGMER_NB_RECORDING``); False keeps only
+    each execution's final state, to measure what recording costs."""
+
     local_runner: bool = True
     """Run the runner side inside the lab's process (``STIGMER_NB_LOCAL_RUNNER``); False when
     ``stigmer-nb worker runner`` processes do the executing."""
@@ -105,6 +109,7 @@ class Settings:
         "max_input_bytes": "STIGMER_NB_MAX_INPUT_BYTES",
         "local_runner": "STIGMER_NB_LOCAL_RUNNER",
         "execution_timeout": "STIGMER_NB_EXECUTION_TIMEOUT",
+        "recording": "STIGMER_NB_RECORDING",
     }
 
     @classmethod

@@ -116,8 +116,10 @@ class ExecuteWorkflowActivity:
                 activity.heartbeat()
             result: DSLResult = waiter.result()
         except asyncio.CancelledError:
-            if activity.is_worker_shutdown():
-                # This worker is going away, not the execution: another attempt re-attaches.
+            details = activity.cancellation_details()
+            if details is None or not details.cancel_requested or details.worker_shutdown:
+                # Not the execution being cancelled: this worker is going away, or the server no
+                # longer knows this attempt (timed out, not found). Another attempt re-attaches.
                 waiter.cancel()
                 raise
             # The invoke workflow was cancelled: cancel the DSL run and wait for it to wind down.

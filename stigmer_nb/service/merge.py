@@ -55,6 +55,7 @@ class MergeResult:
 
     task_rows: list[dict[str, Any]]
     changed: bool
+    """The execution's own fields changed (phase, output, error, times): its row needs writing."""
     became_terminal: bool
 
 
@@ -92,12 +93,16 @@ def _apply_event(
     event: ProgressEvent,
     secrets: tuple[str, ...],
     rows: list[dict[str, Any]],
-) -> None:
+) -> bool:
+    """Apply one event; True when the execution's own fields changed (not just its tasks)."""
     at = parse_time(event.at)
+    changed = False
     if event.phase and not record.phase.terminal:
+        changed = record.phase != _phase(event.phase)
         record.phase = _phase(event.phase)
         if record.phase == ExecutionPhase.EXECUTION_IN_PROGRESS and record.started_at is None:
             record.started_at = at
+            changed = True
     task = event.task
     if task is not None:
         t_input = redact(task.input, secrets)
@@ -147,6 +152,7 @@ def _apply_event(
         if task.status in _TERMINAL_TASK:
             state.completed_at = at
     record.last_seq = event.seq
+    return changed
 
 
 def merge_status(
@@ -166,12 +172,12 @@ def merge_status(
         if was_terminal
         else sorted((e for e in update.events if e.seq > record.last_seq), key=lambda e: e.seq)
     )
+    changed = False
     for event in fresh:
-        _apply_event(record, tasks, event, secrets, rows)
-    changed = bool(fresh)
+        changed = _apply_event(record, tasks, event, secrets, rows) or changed
     if update.phase and not was_terminal:
         phase = _phase(update.phase)
-        if phase != ExecutionPhase.EXECUTION_PHASE_UNSPECIFIED:
+        if phase != ExecutionPhase.EXECUTION_PHASE_UNSPECIFIED and phase != record.phase:
             record.phase = phase
             changed = True
     if not was_terminal:

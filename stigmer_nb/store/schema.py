@@ -8,7 +8,7 @@ import duckdb
 
 __all__ = ["EXECUTION_COLUMNS", "SCHEMA_VERSION", "TASK_UPDATE_COLUMNS", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when the schema changes, and add a step to ``_MIGRATIONS``."""
 
 EXECUTION_COLUMNS: dict[str, str] = {
@@ -30,7 +30,6 @@ EXECUTION_COLUMNS: dict[str, str] = {
     "updated_at": "TIMESTAMPTZ NOT NULL",
     "temporal_workflow_id": "VARCHAR",
     "runner_workflow_id": "VARCHAR",
-    "last_seq": "INTEGER NOT NULL",
 }
 """``workflow_executions``: one row per execution, its current merged state."""
 
@@ -49,7 +48,10 @@ TASK_UPDATE_COLUMNS: dict[str, str] = {
     "error": "JSON",
     "occurred_at": "TIMESTAMPTZ NOT NULL",
 }
-"""``task_updates``: append-only, one row per task transition; (execution_id, seq) is the natural key."""
+"""``task_updates``: append-only, one row per task transition; (execution_id, seq) is the natural key.
+
+No index enforces it (an index check doubled the cost of every write): the status merge writes
+a transition only when its seq is above the highest one already recorded for the execution."""
 
 
 def _columns(spec: dict[str, str]) -> str:
@@ -81,8 +83,7 @@ _V1 = [
     updated_at TIMESTAMPTZ NOT NULL
 )""",
     f"CREATE TABLE workflow_executions (\n    {_columns(EXECUTION_COLUMNS)}\n)",
-    f"CREATE TABLE task_updates (\n    {_columns(TASK_UPDATE_COLUMNS)},\n"
-    "    PRIMARY KEY (execution_id, seq)\n)",
+    f"CREATE TABLE task_updates (\n    {_columns(TASK_UPDATE_COLUMNS)}\n)",
     # Per task run: its latest state, when it started and ended, and how long it took.
     """CREATE VIEW task_states AS
 SELECT
@@ -124,7 +125,106 @@ FROM workflow_executions
 GROUP BY phase""",
 ]
 
-_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1}
+_TERMINAL_TASKS = "('WORKFLOW_TASK_COMPLETED', 'WORKFLOW_TASK_FAILED', 'WORKFLOW_TASK_SKIPPED')"
+_FINISHED = "('EXECUTION_COMPLETED', 'EXECUTION_FAILED', 'EXECUTION_CANCELLED')"
+
+# Analytics views; stigmer_nb.analytics computes the same numbers in pandas (tests hold them equal).
+_V2 = [
+    # Per task run, with the workflow it belongs to.
+    """CREATE VIEW task_durations AS
+SELECT
+    t.execution_id,
+    e.workflow_id,
+    e.workflow_name,
+    t.task_id,
+    t.parent_id,
+    t.reference,
+    t.name,
+    t.kind,
+    t.status,
+    t.attempt,
+    t.started_at,
+    t.completed_at,
+    t.duration_ms
+FROM task_states t
+LEFT JOIN workflow_executions e ON e.id = t.execution_id""",
+    # Per task of a workflow: how long its runs take (mean, percentiles, max).
+    """CREATE VIEW task_duration_stats AS
+SELECT
+    workflow_name,
+    reference,
+    name,
+    kind,
+    count(*) AS runs,
+    count(duration_ms) AS finished,
+    avg(duration_ms) AS mean_ms,
+    quantile_cont(duration_ms, 0.5) AS p50_ms,
+    quantile_cont(duration_ms, 0.9) AS p90_ms,
+    quantile_cont(duration_ms, 0.99) AS p99_ms,
+    max(duration_ms)::DOUBLE AS max_ms
+FROM task_durations
+GROUP BY workflow_name, reference, name, kind""",
+    # Per task of a workflow: how often its runs needed a retry or failed.
+    f"""CREATE VIEW task_retry_rates AS
+SELECT
+    workflow_name,
+    reference,
+    name,
+    kind,
+    count(*) AS runs,
+    count(*) FILTER (WHERE attempt > 1) AS retried,
+    count(*) FILTER (WHERE attempt > 1) / count(*) AS retry_rate,
+    avg(attempt) AS mean_attempts,
+    count(*) FILTER (WHERE status = 'WORKFLOW_TASK_FAILED') AS failed,
+    count(*) FILTER (WHERE status = 'WORKFLOW_TASK_FAILED')
+        / nullif(count(*) FILTER (WHERE status IN {_TERMINAL_TASKS}), 0) AS failure_rate
+FROM task_durations
+GROUP BY workflow_name, reference, name, kind""",
+    # Finished task runs, longest first (filter on rank for a top N).
+    """CREATE VIEW slowest_tasks AS
+SELECT row_number() OVER (ORDER BY duration_ms DESC, execution_id, task_id) AS rank, *
+FROM task_durations
+WHERE duration_ms IS NOT NULL""",
+    # Per workflow: outcomes over finished executions.
+    f"""CREATE VIEW failure_rates AS
+SELECT
+    workflow_name,
+    count(*) AS executions,
+    count(*) FILTER (WHERE phase IN {_FINISHED}) AS finished,
+    count(*) FILTER (WHERE phase = 'EXECUTION_COMPLETED') AS completed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED') AS failed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_CANCELLED') AS cancelled,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED}), 0) AS failure_rate,
+    count(*) FILTER (WHERE phase = 'EXECUTION_CANCELLED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED}), 0) AS cancel_rate
+FROM workflow_executions
+GROUP BY workflow_name""",
+    # Per workflow: counts, rates, durations and when it last ran.
+    f"""CREATE VIEW workflow_summaries AS
+SELECT
+    workflow_name,
+    count(*) AS executions,
+    count(*) FILTER (WHERE phase IN ('EXECUTION_PENDING', 'EXECUTION_IN_PROGRESS')) AS running,
+    count(*) FILTER (WHERE phase = 'EXECUTION_COMPLETED') AS completed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED') AS failed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_CANCELLED') AS cancelled,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED}), 0) AS failure_rate,
+    count(*) FILTER (WHERE phase = 'EXECUTION_CANCELLED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED}), 0) AS cancel_rate,
+    avg(duration_ms) AS mean_ms,
+    quantile_cont(duration_ms, 0.5) AS p50_ms,
+    quantile_cont(duration_ms, 0.9) AS p90_ms,
+    quantile_cont(duration_ms, 0.99) AS p99_ms,
+    max(duration_ms)::DOUBLE AS max_ms,
+    min(created_at) AS first_created_at,
+    max(created_at) AS last_created_at
+FROM execution_durations
+GROUP BY workflow_name""",
+]
+
+_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1, 2: _V2}
 """Version N's steps take a file from version N-1 to N."""
 
 

@@ -42,19 +42,28 @@ def _select(columns: dict[str, str]) -> str:
     return ", ".join(casts)
 
 
-# A batch crosses into DuckDB as one JSON string parameter and is unpacked in SQL. Passing Python
-# objects instead (Arrow tables, many parameters) goes through DuckDB's Python type machinery,
-# which breaks while temporalio's workflow sandbox has builtins patched in another thread.
-_EXECUTION_UPSERT = (
-    f"INSERT INTO workflow_executions SELECT {_select(EXECUTION_COLUMNS)} FROM "
-    f"(SELECT unnest(from_json(?::JSON, '[{_json_struct(EXECUTION_COLUMNS)}]')) AS r) "
-    "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in EXECUTION_COLUMNS if c not in _IMMUTABLE_EXECUTION_COLUMNS)
+def _unpacked(columns: dict[str, str]) -> str:
+    return f"(SELECT unnest(from_json(?::JSON, '[{_json_struct(columns)}]')) AS r)"
+
+
+# A batch crosses into DuckDB as one JSON string parameter and is unpacked in SQL: one Python →
+# DuckDB conversion per statement, and as fast as registering an Arrow table at these sizes.
+# Each statement costs milliseconds whatever its size, so batches are few and wide.
+_EXECUTION_INSERT = (
+    f"INSERT INTO workflow_executions SELECT {_select(EXECUTION_COLUMNS)} FROM {_unpacked(EXECUTION_COLUMNS)}"
+)
+_EXECUTION_UPDATE = (
+    "UPDATE workflow_executions AS w SET "
+    + ", ".join(f"{c} = b.{c}" for c in EXECUTION_COLUMNS if c not in _IMMUTABLE_EXECUTION_COLUMNS)
+    + " FROM (SELECT "
+    + ", ".join(
+        f"{expr} AS {c}"
+        for expr, c in zip(_select(EXECUTION_COLUMNS).split(", "), EXECUTION_COLUMNS, strict=True)
+    )
+    + f" FROM {_unpacked(EXECUTION_COLUMNS)}) AS b WHERE w.id = b.id"
 )
 _TASK_INSERT = (
-    f"INSERT INTO task_updates SELECT {_select(TASK_UPDATE_COLUMNS)} FROM "
-    f"(SELECT unnest(from_json(?::JSON, '[{_json_struct(TASK_UPDATE_COLUMNS)}]')) AS r) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO task_updates SELECT {_select(TASK_UPDATE_COLUMNS)} FROM {_unpacked(TASK_UPDATE_COLUMNS)}"
 )
 _EXECUTION_JSON = [c for c, kind in EXECUTION_COLUMNS.items() if kind.startswith("JSON")]
 _TASK_JSON = [c for c, kind in TASK_UPDATE_COLUMNS.items() if kind.startswith("JSON")]
@@ -90,7 +99,7 @@ class WriterStats:
 
 @dataclass
 class _Op:
-    kind: str  # "sql" | "execution" | "tasks" | "barrier"
+    kind: str  # "sql" | "insert_execution" | "update_execution" | "tasks" | "barrier"
     future: Future[None]
     sql: str = ""
     params: Any = None
@@ -119,15 +128,16 @@ class Writer:
         """Run one statement inside the next batch."""
         return self._submit(_Op("sql", Future(), sql=sql, params=params))
 
-    def upsert_execution(self, row: dict[str, Any]) -> Future[None]:
-        """Write an execution's full current state (later rows for the same id win within a batch).
+    def insert_execution(self, row: dict[str, Any]) -> Future[None]:
+        """Write a new execution's row. JSON columns take Python values, encoded on the caller's thread."""
+        return self._submit(_Op("insert_execution", Future(), row=_encode(row, _EXECUTION_JSON)))
 
-        JSON columns take Python values; they are encoded here, on the caller's thread.
-        """
-        return self._submit(_Op("execution", Future(), row=_encode(row, _EXECUTION_JSON)))
+    def update_execution(self, row: dict[str, Any]) -> Future[None]:
+        """Write an execution's full current state (the latest row per id in a batch wins)."""
+        return self._submit(_Op("update_execution", Future(), row=_encode(row, _EXECUTION_JSON)))
 
     def insert_task_updates(self, rows: list[dict[str, Any]]) -> Future[None]:
-        """Append task transitions; a row whose (execution_id, seq) exists is skipped."""
+        """Append task transitions (the caller writes each (execution_id, seq) once)."""
         return self._submit(_Op("tasks", Future(), rows=[_encode(r, _TASK_JSON) for r in rows]))
 
     def barrier(self) -> Future[None]:
@@ -205,7 +215,8 @@ class Writer:
 
     def _commit(self, batch: list[_Op]) -> None:
         con = self._con
-        executions: dict[str, dict[str, Any]] = {}
+        inserts: dict[str, dict[str, Any]] = {}
+        updates: dict[str, dict[str, Any]] = {}
         tasks: list[dict[str, Any]] = []
         statements = 0
         con.execute("BEGIN TRANSACTION")
@@ -213,15 +224,20 @@ class Writer:
             if op.kind == "sql":
                 con.execute(op.sql, op.params)
                 statements += 1
-            elif op.kind == "execution" and op.row is not None:
-                executions[op.row["id"]] = op.row
+            elif op.kind == "insert_execution" and op.row is not None:
+                inserts[op.row["id"]] = op.row
+            elif op.kind == "update_execution" and op.row is not None:
+                # Created in this same batch: insert the latest state instead of inserting twice.
+                (inserts if op.row["id"] in inserts else updates)[op.row["id"]] = op.row
             elif op.kind == "tasks":
                 tasks.extend(op.rows)
-        if executions:
-            con.execute(_EXECUTION_UPSERT, [json.dumps(list(executions.values()))])
+        if inserts:
+            con.execute(_EXECUTION_INSERT, [json.dumps(list(inserts.values()))])
+        if updates:
+            con.execute(_EXECUTION_UPDATE, [json.dumps(list(updates.values()))])
         if tasks:
             con.execute(_TASK_INSERT, [json.dumps(tasks)])
         con.execute("COMMIT")
         self.stats.statements += statements
-        self.stats.execution_rows += len(executions)
+        self.stats.execution_rows += len(inserts) + len(updates)
         self.stats.task_rows += len(tasks)

@@ -49,19 +49,33 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
-def run_cli(cli: list[str], *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+def run_cli(
+    cli: list[str], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cli, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
 
 
 def test_embedded_run_prints_one_json_object(cli: list[str], files: dict[str, Path], tmp_path: Path) -> None:
-    proc = run_cli(cli, "run", str(files["ok"]), "--input", '{"who": "cli"}', "--json", "--home", str(tmp_path / "h"))
+    proc = run_cli(
+        cli, "run", str(files["ok"]), "--input", '{"who": "cli"}', "--json", "--home", str(tmp_path / "h")
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert set(result) == {"execution_id", "phase", "output", "error", "tasks"}
     assert result["phase"] == "EXECUTION_COMPLETED" and result["error"] is None
     assert result["output"] == {"greeting": "hi cli", "n": 2}
     assert [t["name"] for t in result["tasks"]] == ["first", "second"]
-    assert set(result["tasks"][0]) == {"reference", "name", "kind", "status", "started_at", "completed_at", "error"}
+    assert set(result["tasks"][0]) == {
+        "reference",
+        "name",
+        "kind",
+        "status",
+        "started_at",
+        "completed_at",
+        "error",
+    }
     assert not (tmp_path / "h" / "temporal.pid").exists()  # the embedded server was stopped
 
 

@@ -71,7 +71,9 @@ PETSTORE = {
         "/pets/{petId}": {
             "get": {
                 "operationId": "getPetById",
-                "parameters": [{"name": "petId", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [
+                    {"name": "petId", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
                 "responses": {"200": {"description": "a pet"}},
             }
         }
@@ -87,7 +89,9 @@ def pets() -> Iterator[LoopbackServer]:
             server.route("GET", f"/pets/{pid}", Reply(body=pet))
 
         def add_pet(req: Recorded) -> Reply:
-            assert req.query == {"notify": ["true"]} and req.headers["x-request-source"] == "stigmer-nb-example"
+            assert (
+                req.query == {"notify": ["true"]} and req.headers["x-request-source"] == "stigmer-nb-example"
+            )
             return Reply(status=201, body={"id": 3, **req.json()})
 
         def vet(req: Recorded) -> Reply:

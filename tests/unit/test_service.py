@@ -207,3 +207,24 @@ def test_wait_event_from_another_thread(service: Service) -> None:
     )
     t.start()
     assert event.wait(5)
+
+
+def test_replayed_reports_never_write_twice_even_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "replay.duckdb"
+    store = HistoryStore(path)
+    service = Service(store)
+    run(service.apply_workflow(DOC))
+    rec = run(service.create_execution(workflow="my-flow"))
+    batch = StatusUpdate(
+        rec.id, events=[transition(1, "WORKFLOW_TASK_IN_PROGRESS"), transition(2, "WORKFLOW_TASK_COMPLETED")]
+    )
+    run(service.update_status(batch))
+    run(service.update_status(batch))  # a retried local activity
+    store.close()
+    store = HistoryStore(path)  # a new lab on the same file: the merge state comes from the history
+    service = Service(store)
+    run(service.update_status(batch))  # replayed after the restart
+    run(service.update_status(StatusUpdate(rec.id, events=[transition(2, "WORKFLOW_TASK_COMPLETED"),
+                                                           transition(3, "WORKFLOW_TASK_COMPLETED")])))  # fmt: skip
+    assert [r[0] for r in store.rows("SELECT seq FROM task_updates ORDER BY seq")] == [1, 2, 3]
+    store.close()

@@ -49,7 +49,6 @@ def execution_row(execution_id: str, phase: str = "EXECUTION_PENDING") -> dict:
         "updated_at": NOW,
         "temporal_workflow_id": None,
         "runner_workflow_id": None,
-        "last_seq": 0,
     }
 
 
@@ -67,15 +66,14 @@ def test_schema_has_public_tables_views_and_version(store: HistoryStore) -> None
     assert store.rows("SELECT max(version) FROM schema_info")[0][0] == SCHEMA_VERSION
 
 
-def test_writes_are_batched_and_idempotent(store: HistoryStore) -> None:
+def test_writes_are_batched(store: HistoryStore) -> None:
     writer = store.writer
     assert writer is not None
-    futures = [writer.upsert_execution(execution_row(f"wex-{i}")) for i in range(50)]
+    futures = [writer.insert_execution(execution_row(f"wex-{i}")) for i in range(50)]
     futures += [writer.insert_task_updates([task_row(f"wex-{i}", s) for s in range(1, 5)]) for i in range(50)]
     for f in futures:
         f.result(10)
     assert writer.stats.batches < 20  # 100 submissions, far fewer commits
-    writer.insert_task_updates([task_row("wex-1", 1), task_row("wex-1", 2)]).result(10)  # replayed
     assert store.rows("SELECT count(*) FROM task_updates")[0][0] == 200
     row = store.rows("SELECT input, output FROM task_updates WHERE execution_id='wex-3' AND seq=2")[0]
     assert row == ('{"i":2}', '[1,"two"]')
@@ -84,17 +82,18 @@ def test_writes_are_batched_and_idempotent(store: HistoryStore) -> None:
 def test_execution_upsert_keeps_latest_state(store: HistoryStore) -> None:
     writer = store.writer
     assert writer is not None
-    writer.upsert_execution(execution_row("wex-a"))
-    writer.upsert_execution(execution_row("wex-a", "EXECUTION_IN_PROGRESS"))
+    writer.insert_execution(execution_row("wex-a"))
+    writer.update_execution(execution_row("wex-a", "EXECUTION_IN_PROGRESS"))  # same batch: one insert
     writer.flush()
-    writer.upsert_execution(execution_row("wex-a", "EXECUTION_COMPLETED")).result(10)
+    writer.update_execution(execution_row("wex-a", "EXECUTION_FAILED"))
+    writer.update_execution(execution_row("wex-a", "EXECUTION_COMPLETED")).result(10)
     assert store.rows("SELECT phase FROM workflow_executions") == [("EXECUTION_COMPLETED",)]
 
 
 def test_a_bad_write_does_not_sink_its_batch(store: HistoryStore) -> None:
     writer = store.writer
     assert writer is not None
-    good = writer.upsert_execution(execution_row("wex-ok"))
+    good = writer.insert_execution(execution_row("wex-ok"))
     bad = writer.execute("INSERT INTO no_such_table VALUES (1)")
     good.result(10)
     with pytest.raises(Exception, match="no_such_table"):

@@ -1,0 +1,262 @@
+"""Pure HTML rendering of an execution snapshot, shared by the live view and the static fallback."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..service import ExecutionSnapshot, TaskState
+
+__all__ = [
+    "MAX_ROWS",
+    "PHASE_COLOURS",
+    "STATUS_COLOURS",
+    "STATUS_ICONS",
+    "ViewState",
+    "format_elapsed",
+    "render_execution",
+    "view_class",
+]
+
+PHASE_COLOURS = {
+    "EXECUTION_PENDING": "#6b7280",
+    "EXECUTION_IN_PROGRESS": "#2563eb",
+    "EXECUTION_COMPLETED": "#16a34a",
+    "EXECUTION_FAILED": "#dc2626",
+    "EXECUTION_CANCELLED": "#d97706",
+}
+STATUS_ICONS = {
+    "WORKFLOW_TASK_PENDING": "○",
+    "WORKFLOW_TASK_IN_PROGRESS": "◐",
+    "WORKFLOW_TASK_COMPLETED": "✔",
+    "WORKFLOW_TASK_FAILED": "✖",
+    "WORKFLOW_TASK_SKIPPED": "↷",
+}
+STATUS_COLOURS = {
+    "WORKFLOW_TASK_PENDING": "#6b7280",
+    "WORKFLOW_TASK_IN_PROGRESS": "#2563eb",
+    "WORKFLOW_TASK_COMPLETED": "#16a34a",
+    "WORKFLOW_TASK_FAILED": "#dc2626",
+    "WORKFLOW_TASK_SKIPPED": "#9ca3af",
+}
+_FINISHED_TASK = {"WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SKIPPED"}
+MAX_ROWS = 100
+"""Task rows shown at most; a long for-loop would otherwise make every update megabytes."""
+_JSON_LIMIT = 4000
+_MUTED = "color:#6b7280"
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """What a view shows for one snapshot at one moment: the widget values and a few facts."""
+
+    status: str
+    """Header HTML: workflow, id, phase badge, elapsed time (changes while it runs)."""
+    body: str
+    """Progress, task table, and at the end the output or the problem details."""
+    inputs: str
+    """The input as collapsible JSON (never changes)."""
+    phase: str
+    terminal: bool
+    finished: int
+    known: int
+    elapsed: float | None
+
+
+def view_class(execution_id: str) -> str:
+    """CSS class of the box showing ``execution_id`` (lets the header hide its Cancel button)."""
+    return f"stigmer-view-{execution_id}"
+
+
+def format_elapsed(seconds: float | None, *, running: bool) -> str:
+    """``0.42s``, ``12.3s``, ``4m 05s``, ``2h 03m``; whole seconds while running so it ticks evenly."""
+    if seconds is None:
+        return ""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        if running:
+            return f"{math.floor(seconds)}s"
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    whole = math.floor(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {(whole % 3600) // 60:02d}m"
+
+
+def _json(value: Any, limit: int = _JSON_LIMIT) -> str:
+    text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    if len(text) > limit:
+        text = text[:limit] + f"\n… ({len(text) - limit:,} more characters; use .output / .input)"
+    return html.escape(text)
+
+
+def _elapsed(snapshot: ExecutionSnapshot, now: datetime) -> float | None:
+    rec = snapshot.record
+    start = rec.started_at or rec.created_at
+    if start is None:
+        return None
+    end = rec.completed_at if rec.phase.terminal and rec.completed_at else None
+    if end is None and rec.phase.terminal:
+        end = rec.updated_at or now
+    return ((end or now) - start).total_seconds()
+
+
+def _badge(phase: str) -> str:
+    colour = PHASE_COLOURS.get(phase, "#6b7280")
+    return (
+        f"<span class='stigmer-phase' data-phase='{phase}' style='background:{colour};color:white;"
+        f"border-radius:4px;padding:1px 7px;font-weight:600'>{phase.removeprefix('EXECUTION_')}</span>"
+    )
+
+
+def _error_text(error: dict[str, Any] | None) -> str:
+    error = error or {}
+    return str(error.get("title") or error.get("detail") or error.get("type") or "error")
+
+
+def _shown_tasks(tasks: tuple[TaskState, ...]) -> tuple[list[TaskState], int]:
+    """At most MAX_ROWS rows: every unfinished or failed task, then the most recent others."""
+    if len(tasks) <= MAX_ROWS:
+        return list(tasks), 0
+    keep = {id(t) for t in tasks if t.status not in _FINISHED_TASK or t.status == "WORKFLOW_TASK_FAILED"}
+    for task in reversed(tasks):
+        if len(keep) >= MAX_ROWS:
+            break
+        keep.add(id(task))
+    shown = [t for t in tasks if id(t) in keep][-MAX_ROWS:]
+    return shown, len(tasks) - len(shown)
+
+
+def _task_rows(tasks: tuple[TaskState, ...]) -> str:
+    shown, hidden = _shown_tasks(tasks)
+    rows = []
+    for task in shown:
+        icon = STATUS_ICONS.get(task.status, "?")
+        colour = STATUS_COLOURS.get(task.status, "#6b7280")
+        status = task.status.removeprefix("WORKFLOW_TASK_")
+        duration = f"{task.duration_ms:,.0f} ms" if task.duration_ms is not None else ""
+        attempt = f" <span style='{_MUTED}'>attempt {task.attempt}</span>" if task.attempt > 1 else ""
+        error = ""
+        if task.error:
+            error = (
+                f"<details><summary style='color:#dc2626;cursor:pointer'>{html.escape(_error_text(task.error))}"
+                f"</summary><pre style='margin:2px 0;white-space:pre-wrap'>{_json(task.error)}</pre></details>"
+            )
+        rows.append(
+            f"<tr data-status='{status}'>"
+            f"<td style='padding:1px 8px 1px {6 + 16 * task.depth}px;white-space:nowrap'>"
+            f"<span style='color:{colour}'>{icon}</span> {html.escape(task.name)}</td>"
+            f"<td style='padding:1px 8px;{_MUTED}'>{html.escape(task.kind)}</td>"
+            f"<td style='padding:1px 8px;color:{colour}'>{status}{attempt}</td>"
+            f"<td style='padding:1px 8px;text-align:right;white-space:nowrap'>{duration}</td>"
+            f"<td style='padding:1px 8px'>{error}</td></tr>"
+        )
+    more = ""
+    if hidden:
+        more = (
+            f"<tr><td colspan='5' style='padding:1px 8px;{_MUTED}'>… {hidden:,} earlier tasks not shown "
+            "(execution.tasks has every one)</td></tr>"
+        )
+    head = "".join(
+        f"<th style='text-align:left;padding:1px 8px;font-weight:600'>{h}</th>"
+        for h in ("task", "kind", "status", "duration", "error")
+    )
+    return (
+        "<table class='stigmer-tasks' style='border-collapse:collapse;margin-top:4px'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{more}{''.join(rows)}</tbody></table>"
+    )
+
+
+def _problem(error: dict[str, Any]) -> str:
+    title = html.escape(str(error.get("title") or "Execution failed"))
+    detail = html.escape(str(error.get("detail") or ""))
+    where = error.get("instance")
+    status = error.get("status")
+    facts = " · ".join(
+        html.escape(str(x))
+        for x in (status, error.get("type", "").rsplit("/", 1)[-1] if error.get("type") else None, where)
+        if x
+    )
+    return (
+        "<div class='stigmer-problem' style='border-left:3px solid #dc2626;padding:2px 8px;margin-top:6px'>"
+        f"<b style='color:#dc2626'>{title}</b>"
+        + (f"<div>{detail}</div>" if detail else "")
+        + (f"<div style='{_MUTED}'>{facts}</div>" if facts else "")
+        + "<details><summary style='cursor:pointer'>problem details</summary>"
+        f"<pre style='margin:2px 0;white-space:pre-wrap'>{_json(error)}</pre></details></div>"
+    )
+
+
+def render_execution(
+    snapshot: ExecutionSnapshot, now: datetime, *, cancel_requested: bool = False
+) -> ViewState:
+    """Everything a view shows for ``snapshot`` at ``now`` (a pure function: no widgets, no I/O)."""
+    rec = snapshot.record
+    phase = rec.phase.name
+    terminal = rec.phase.terminal
+    tasks = snapshot.tasks
+    finished = sum(1 for t in tasks if t.status in _FINISHED_TASK)
+    known = len(tasks)
+    elapsed = _elapsed(snapshot, now)
+    running = not terminal
+    label = "queued" if phase == "EXECUTION_PENDING" else "elapsed"
+    clock = format_elapsed(elapsed, running=running)
+    note = ""
+    style = ""
+    if terminal:
+        # Hides this view's Cancel button without a message of its own (the header changes anyway).
+        style = f"<style>.{view_class(rec.id)} .stigmer-cancel{{display:none !important}}</style>"
+    elif cancel_requested:
+        note = f" <span style='color:{PHASE_COLOURS['EXECUTION_CANCELLED']}'>cancelling…</span>"
+        style = f"<style>.{view_class(rec.id)} .stigmer-cancel{{opacity:.5;pointer-events:none}}</style>"
+    status = (
+        "<div class='stigmer-status' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
+        f"<b>{html.escape(rec.workflow_name)}</b> <code style='{_MUTED}'>{rec.id}</code> {_badge(phase)} "
+        f"<span class='stigmer-elapsed' style='{_MUTED}'>{label} {clock}</span>{note}{style}</div>"
+    )
+    colour = PHASE_COLOURS.get(phase, "#6b7280")
+    share = 100.0 * finished / known if known else (100.0 if terminal else 0.0)
+    progress = (
+        "<div style='display:flex;align-items:center;gap:8px'>"
+        "<div style='background:#e5e7eb;border-radius:3px;width:220px;height:7px;overflow:hidden'>"
+        f"<div style='background:{colour};width:{share:.1f}%;height:100%'></div></div>"
+        f"<span class='stigmer-progress' style='{_MUTED}'>{finished}/{known} tasks</span></div>"
+    )
+    parts = [
+        "<div class='stigmer-body' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>",
+        progress,
+    ]
+    if tasks:
+        parts.append(_task_rows(tasks))
+    if rec.error:
+        parts.append(_problem(rec.error))
+    elif phase == "EXECUTION_COMPLETED":
+        text = _json(rec.output)
+        opened = " open" if text.count("\n") < 20 else ""
+        parts.append(
+            f"<details class='stigmer-output'{opened}><summary style='cursor:pointer'>output</summary>"
+            f"<pre style='margin:2px 0'>{text}</pre></details>"
+        )
+    parts.append("</div>")
+    inputs = ""
+    if rec.input is not None:
+        inputs = (
+            "<details class='stigmer-input' style='font-family:var(--jp-ui-font-family,sans-serif);"
+            f"font-size:13px'><summary style='cursor:pointer;{_MUTED}'>input</summary>"
+            f"<pre style='margin:2px 0'>{_json(rec.input)}</pre></details>"
+        )
+    return ViewState(
+        status=status,
+        body="".join(parts),
+        inputs=inputs,
+        phase=phase,
+        terminal=terminal,
+        finished=finished,
+        known=known,
+        elapsed=elapsed,
+    )
