@@ -212,6 +212,7 @@ class Lab:
             max_input_bytes=settings.max_input_bytes,
             secret_sink=self.secret_values.add,
             recording=settings.recording,
+            time_skipping=settings.time_skipping,
         )
         codec = SecretSealingCodec(load_key(settings.codec_key, settings.home), self.secret_values)
         converter = data_converter(codec)

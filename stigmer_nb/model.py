@@ -177,5 +177,7 @@ class ExecutionRecord:
     updated_at: datetime | None = None
     temporal_workflow_id: str | None = None
     runner_workflow_id: str | None = None
+    time_skipping: bool = False
+    """The run had a virtual clock: started_at, completed_at and task times are workflow time."""
     last_seq: int = 0
     """Highest progress sequence number merged (makes replayed reports idempotent)."""

@@ -99,8 +99,11 @@ class Service:
         max_input_bytes: int = 2 * 1024 * 1024,
         secret_sink: Callable[[list[str]], None] | None = None,
         recording: bool = True,
+        time_skipping: bool = False,
     ) -> None:
         self.store = store
+        self.time_skipping = time_skipping
+        """New executions run with a virtual clock (recorded on each, so the history says so)."""
         self.recording = recording
         """False keeps task transitions out of the history (benchmarks only; the final state is kept)."""
         self.starter: Starter | None = None
@@ -326,6 +329,7 @@ class Service:
                 input=input,
                 runtime_env=env,
                 trigger_message=trigger_message,
+                time_skipping=self.time_skipping,
                 created_at=now,
                 updated_at=now,
             )
@@ -391,6 +395,7 @@ class Service:
             "updated_at": record.updated_at,
             "temporal_workflow_id": record.temporal_workflow_id,
             "runner_workflow_id": record.runner_workflow_id,
+            "time_skipping": record.time_skipping,
         }
 
     def _writer(self):  # type: ignore[no-untyped-def]
@@ -453,7 +458,7 @@ class Service:
         rows = self.store.rows(
             "SELECT id, name, slug, workflow_id, workflow_instance_id, workflow_name, phase, input, output, "
             "error, runtime_env, trigger_message, created_at, started_at, completed_at, updated_at, "
-            "temporal_workflow_id, runner_workflow_id FROM workflow_executions WHERE id = ?",
+            "temporal_workflow_id, runner_workflow_id, time_skipping FROM workflow_executions WHERE id = ?",
             [execution_id],
         )
         if not rows:
@@ -484,6 +489,7 @@ class Service:
             updated_at=r[15],
             temporal_workflow_id=r[16],
             runner_workflow_id=r[17],
+            time_skipping=bool(r[18]),
         )
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:

@@ -8,10 +8,10 @@ import duckdb
 
 __all__ = ["EXECUTION_COLUMNS", "SCHEMA_VERSION", "TASK_UPDATE_COLUMNS", "migrate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump when the schema changes, and add a step to ``_MIGRATIONS``."""
 
-EXECUTION_COLUMNS: dict[str, str] = {
+_V1_EXECUTION_COLUMNS: dict[str, str] = {
     "id": "VARCHAR PRIMARY KEY",
     "name": "VARCHAR NOT NULL",
     "slug": "VARCHAR NOT NULL UNIQUE",
@@ -31,9 +31,11 @@ EXECUTION_COLUMNS: dict[str, str] = {
     "temporal_workflow_id": "VARCHAR",
     "runner_workflow_id": "VARCHAR",
 }
+
+EXECUTION_COLUMNS: dict[str, str] = {**_V1_EXECUTION_COLUMNS, "time_skipping": "BOOLEAN"}
 """``workflow_executions``: one row per execution, its current merged state."""
 
-TASK_UPDATE_COLUMNS: dict[str, str] = {
+_V1_TASK_UPDATE_COLUMNS: dict[str, str] = {
     "execution_id": "VARCHAR NOT NULL",
     "seq": "INTEGER NOT NULL",
     "task_id": "VARCHAR NOT NULL",
@@ -48,6 +50,8 @@ TASK_UPDATE_COLUMNS: dict[str, str] = {
     "error": "JSON",
     "occurred_at": "TIMESTAMPTZ NOT NULL",
 }
+
+TASK_UPDATE_COLUMNS: dict[str, str] = {**_V1_TASK_UPDATE_COLUMNS, "recorded_at": "TIMESTAMPTZ"}
 """``task_updates``: append-only, one row per task transition; (execution_id, seq) is the natural key.
 
 No index enforces it (an index check doubled the cost of every write): the status merge writes
@@ -82,8 +86,8 @@ _V1 = [
     created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 )""",
-    f"CREATE TABLE workflow_executions (\n    {_columns(EXECUTION_COLUMNS)}\n)",
-    f"CREATE TABLE task_updates (\n    {_columns(TASK_UPDATE_COLUMNS)}\n)",
+    f"CREATE TABLE workflow_executions (\n    {_columns(_V1_EXECUTION_COLUMNS)}\n)",
+    f"CREATE TABLE task_updates (\n    {_columns(_V1_TASK_UPDATE_COLUMNS)}\n)",
     # Per task run: its latest state, when it started and ended, and how long it took.
     """CREATE VIEW task_states AS
 SELECT
@@ -224,7 +228,23 @@ FROM execution_durations
 GROUP BY workflow_name""",
 ]
 
-_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1, 2: _V2}
+# Which clock each timestamp comes from: with time skipping a run's workflow clock jumps ahead of
+# the wall, so the history says so instead of showing an hour-long wait that took a second.
+_V3 = [
+    "ALTER TABLE workflow_executions ADD COLUMN time_skipping BOOLEAN DEFAULT false",
+    "ALTER TABLE task_updates ADD COLUMN recorded_at TIMESTAMPTZ",
+    "COMMENT ON COLUMN workflow_executions.created_at IS 'wall clock: when the execution was created'",
+    "COMMENT ON COLUMN workflow_executions.started_at IS "
+    "'workflow clock: when the run started (jumps ahead of the wall when time_skipping)'",
+    "COMMENT ON COLUMN workflow_executions.completed_at IS "
+    "'workflow clock: when the run ended (jumps ahead of the wall when time_skipping)'",
+    "COMMENT ON COLUMN workflow_executions.time_skipping IS "
+    "'true when the run had a virtual clock: started_at, completed_at and its task times are workflow time'",
+    "COMMENT ON COLUMN task_updates.occurred_at IS 'workflow clock: when the transition happened in the run'",
+    "COMMENT ON COLUMN task_updates.recorded_at IS 'wall clock: when the row was committed to the history'",
+]
+
+_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1, 2: _V2, 3: _V3}
 """Version N's steps take a file from version N-1 to N."""
 
 

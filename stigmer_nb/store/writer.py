@@ -50,7 +50,8 @@ def _unpacked(columns: dict[str, str]) -> str:
 # DuckDB conversion per statement, and as fast as registering an Arrow table at these sizes.
 # Each statement costs milliseconds whatever its size, so batches are few and wide.
 _EXECUTION_INSERT = (
-    f"INSERT INTO workflow_executions SELECT {_select(EXECUTION_COLUMNS)} FROM {_unpacked(EXECUTION_COLUMNS)}"
+    f"INSERT INTO workflow_executions ({', '.join(EXECUTION_COLUMNS)}) "
+    f"SELECT {_select(EXECUTION_COLUMNS)} FROM {_unpacked(EXECUTION_COLUMNS)}"
 )
 _EXECUTION_UPDATE = (
     "UPDATE workflow_executions AS w SET "
@@ -62,8 +63,11 @@ _EXECUTION_UPDATE = (
     )
     + f" FROM {_unpacked(EXECUTION_COLUMNS)}) AS b WHERE w.id = b.id"
 )
+_TASK_COLUMNS = {c: kind for c, kind in TASK_UPDATE_COLUMNS.items() if c != "recorded_at"}
+# recorded_at is the committing transaction's start (wall clock): occurred_at → recorded_at is the lag.
 _TASK_INSERT = (
-    f"INSERT INTO task_updates SELECT {_select(TASK_UPDATE_COLUMNS)} FROM {_unpacked(TASK_UPDATE_COLUMNS)}"
+    f"INSERT INTO task_updates ({', '.join(_TASK_COLUMNS)}, recorded_at) "
+    f"SELECT {_select(_TASK_COLUMNS)}, now() FROM {_unpacked(_TASK_COLUMNS)}"
 )
 _EXECUTION_JSON = [c for c, kind in EXECUTION_COLUMNS.items() if kind.startswith("JSON")]
 _TASK_JSON = [c for c, kind in TASK_UPDATE_COLUMNS.items() if kind.startswith("JSON")]
@@ -72,6 +76,8 @@ _TASK_JSON = [c for c, kind in TASK_UPDATE_COLUMNS.items() if kind.startswith("J
 def _text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if value is None or isinstance(value, str):
         return value
     return str(value)

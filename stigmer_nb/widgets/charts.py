@@ -163,6 +163,7 @@ def timeline_png(snapshot: ExecutionSnapshot, now: datetime | None = None) -> by
     ax.set_yticks(range(rows), names, fontsize=8)
     ax.invert_yaxis()
     shown = f"  (first {rows} of {rows + hidden} tasks)" if hidden else ""
-    ax.set_xlabel("seconds since start" + shown, fontsize=8)
+    clock = " (workflow time: idle waits were skipped)" if rec.time_skipping else ""
+    ax.set_xlabel("seconds since start" + clock + shown, fontsize=8)
     ax.set_title(title, fontsize=10, loc="left")
     return _png(fig)

@@ -206,6 +206,10 @@ def render_execution(
     running = not terminal
     label = "queued" if phase == "EXECUTION_PENDING" else "elapsed"
     clock = format_elapsed(elapsed, running=running)
+    if rec.time_skipping and phase != "EXECUTION_PENDING":
+        # Its clock jumps over idle waits: say so rather than tick wall seconds against it.
+        label = "workflow time"
+        clock = format_elapsed(elapsed, running=False) if terminal else "⏩ skipping idle time"
     note = ""
     style = ""
     if terminal:

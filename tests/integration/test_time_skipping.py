@@ -58,6 +58,18 @@ def test_an_hour_passes_in_seconds_and_shows_in_workflow_time(lab_factory: Any) 
     assert (record.completed_at - record.started_at).total_seconds() >= 3600
     nap = execution.tasks.set_index("name").loc["nap"]
     assert nap["duration_ms"] >= 3_600_000
+    # The history says which clock: workflow time ran an hour ahead of the wall-clock commit times.
+    assert record.time_skipping
+    row = lab.sql("SELECT time_skipping FROM workflow_executions WHERE id = ?", [execution.id])
+    assert bool(row["time_skipping"][0])
+    lag = lab.sql(
+        "SELECT max(date_diff('second', recorded_at, occurred_at)) AS ahead FROM task_updates WHERE execution_id = ?",
+        [execution.id],
+    )
+    assert lag["ahead"][0] >= 3590  # occurred_at (workflow clock) is an hour past recorded_at (wall)
+    from stigmer_nb.widgets.render import render_execution
+
+    assert "workflow time" in render_execution(lab.service.snapshot(execution.id), record.completed_at).status
     print(f"PT1H wait: {wall:.2f}s of wall time, {nap['duration_ms'] / 1000:.0f}s of workflow time")
 
 
@@ -75,6 +87,7 @@ def test_normal_mode_still_waits(lab: Any) -> None:
     with pytest.raises(ExecutionTimeoutError):
         execution.wait(3)
     assert execution.phase == "EXECUTION_IN_PROGRESS"
+    assert not execution.record.time_skipping
     execution.cancel().wait(30)
 
 

@@ -250,11 +250,14 @@ def test_a_version_1_file_migrates_forward(tmp_path: Path) -> None:
     con.close()
     store = HistoryStore(path)
     try:
-        assert SCHEMA_VERSION == 2
-        assert store.rows("SELECT max(version) FROM schema_info")[0][0] == 2
+        assert store.rows("SELECT max(version) FROM schema_info")[0][0] == SCHEMA_VERSION
         views = set(store.query("SELECT table_name FROM information_schema.tables")["table_name"])
         assert {"task_durations", "task_duration_stats", "task_retry_rates", "slowest_tasks"} <= views
         assert {"failure_rates", "workflow_summaries"} <= views
         assert store.query("SELECT * FROM workflow_summaries").empty
+        # v3: which clock each timestamp comes from, documented in the database itself.
+        comments = dict(store.rows(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'task_updates'"))  # fmt: skip
+        assert "wall clock" in comments["recorded_at"] and "workflow clock" in comments["occurred_at"]
     finally:
         store.close()
