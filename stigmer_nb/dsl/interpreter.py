@@ -219,6 +219,8 @@ class Engine:
         self.prefix = reference_prefix
         self.context: Any = {}
         self.secrets = dict(inp.secrets)
+        self.background: list[asyncio.Task[None]] = []
+        """``run`` tasks started with ``await: false``; the top-level run waits for them at the end."""
         info = workflow.info()
         self.started = workflow.now()
         self.workflow_arg = {
@@ -324,6 +326,10 @@ class Engine:
         if isinstance(spec_out, Mapping) and "as" in spec_out:
             output = self._eval_field(spec_out["as"], output, self._args({}), ref)
         self._schema(spec_out, output, ref, "workflow output")
+        if self.parent is None:
+            while self.background:  # detached runs may start more detached runs
+                pending, self.background = self.background, []
+                await asyncio.gather(*pending)
         return output
 
     async def _top(self, data: Any) -> Any:
@@ -891,10 +897,16 @@ class Engine:
                 "configuration", "run: container is not supported by stigmer_nb", instance=ref
             )
         if not wait:
-            background = asyncio.create_task(job)
-            background.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            # Fire and forget within the execution: the run ends only once this is done too.
+            self.background.append(asyncio.create_task(self._detached(name, job)))
             return data, None
         return await job, None
+
+    async def _detached(self, name: str, job: Any) -> None:
+        try:
+            await job
+        except WorkflowProblem as err:  # nobody awaits it: its own task runs carry the error
+            workflow.logger.warning("run task %r (await: false) failed: %s", name, err)
 
     async def _run_workflow(self, name, spec, ref, data, run, args):  # type: ignore[no-untyped-def]
         spec = self._eval_value(dict(spec), data, args, ref)
@@ -918,6 +930,7 @@ class Engine:
             parent=run,
             reference_prefix=pointer_join(ref, "run", "workflow"),
         )
+        sub.background = self.background  # its detached runs are the execution's too
         return await sub.run()
 
 

@@ -59,6 +59,19 @@ class TemporalContext:
             raise _setup_error(f"could not load the execution context: {cause}") from None
 
 
+async def _heartbeating(awaitable: Any) -> Any:
+    """Await ``awaitable``, heartbeating every second, so a live attempt is never timed out.
+
+    If the activity is cancelled meanwhile, the awaited future is left to the caller.
+    """
+    task = asyncio.ensure_future(awaitable)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=_HEARTBEAT_EVERY)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
 def _setup_error(message: str) -> ApplicationError:
     details = {"type": _RUNTIME_ERROR, "status": 500, "title": "Setup failed", "detail": message}
     return ApplicationError(message, details, type="SetupError", non_retryable=True)
@@ -98,7 +111,13 @@ class ExecuteWorkflowActivity:
     async def execute(self, inp: ExecuteWorkflowInput) -> ExecutionOutcome:
         """Load context → start (or re-attach to) the DSL workflow → wait → final status."""
         try:
-            context = await self._context.load(inp)
+            # Heartbeats while asking: with the Stigmer side down the answer may take a while.
+            loading = asyncio.ensure_future(self._context.load(inp))
+            try:
+                context = await _heartbeating(loading)
+            except asyncio.CancelledError:
+                loading.cancel()
+                raise
             document = _to_document(context)
         except ApplicationError:
             raise
@@ -109,12 +128,7 @@ class ExecuteWorkflowActivity:
         waiter = asyncio.ensure_future(handle.result())
         self.active.add(run_id)
         try:
-            while True:
-                done, _ = await asyncio.wait({waiter}, timeout=_HEARTBEAT_EVERY)
-                if done:
-                    break
-                activity.heartbeat()
-            result: DSLResult = waiter.result()
+            result: DSLResult = await _heartbeating(waiter)
         except asyncio.CancelledError:
             details = activity.cancellation_details()
             if details is None or not details.cancel_requested or details.worker_shutdown:

@@ -125,3 +125,44 @@ def test_cancel_from_the_cli(lab: Lab, cli: list[str]) -> None:
     time.sleep(1)
     assert len(execution.updates) == rows  # nothing arrives after the cancel
     assert execution.error["title"] == "Cancelled"
+
+
+def test_a_stigmer_worker_process_keeps_recording_without_the_lab(lab_factory: Any, cli: list[str]) -> None:
+    """`stigmer-nb worker stigmer` records progress of in-flight runs while no notebook is open."""
+    from stigmer_nb.store import HistoryStore
+
+    lab = lab_factory(local_runner=False)
+    settings = lab.settings
+    runner = start_runner(lab)
+    worker = None
+    try:
+        execution_ids = [lab.run(SLOW, input={"i": i}).id for i in range(3)]
+        lab.stop()  # the notebook goes away mid-run
+        env = {
+            **os.environ,
+            "TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE": settings.stigmer_queue,
+            "TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE": settings.runner_queue,
+            "TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE": settings.zigflow_queue,
+        }
+        worker = subprocess.Popen(
+            [*cli, "worker", "stigmer", "--temporal", str(settings.temporal_host_port), "--home", str(settings.home)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert worker.stdout is not None and "polling" in worker.stdout.readline()
+        time.sleep(
+            10
+        )  # the runs finish on the runner (after sticky queues time out); the worker records them
+        stop(worker)
+        assert worker.returncode == 0
+        store = HistoryStore(settings.history_path, read_only=True)
+        try:
+            phases = dict(store.rows("SELECT id, phase FROM workflow_executions"))
+            assert {phases[eid] for eid in execution_ids} == {"EXECUTION_COMPLETED"}
+            counts = dict(store.rows("SELECT execution_id, count(*) FROM task_updates GROUP BY 1"))
+            assert all(counts[eid] == 6 for eid in execution_ids)
+        finally:
+            store.close()
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(runner)

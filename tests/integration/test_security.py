@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,40 @@ def test_secret_values_never_stored_in_clear(lab: Lab, tmp_path: Path) -> None:
     # The run itself saw the real value: the callable received it.
     echo_task = execution.tasks.set_index("name").loc["echo"]
     assert echo_task["output"] == {"auth": "Bearer ***"}
+
+
+def _listening_addresses(pid: int) -> list[str]:
+    """Local addresses of the TCP sockets ``pid`` listens on (from /proc, no extra tools)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A = LISTEN
+                continue
+            address = fields[1].split(":")[0]
+            if width == 8:
+                found.append(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+            else:
+                found.append("::1" if address == "00000000000000000000000001000000" else address)
+    return found
+
+
+def test_server_and_ui_listen_on_loopback_only(tmp_path: Path) -> None:
+    import stigmer_nb
+
+    lab = stigmer_nb.start(home=tmp_path, ui=True, durable=False)
+    try:
+        assert lab.server is not None and lab.server.ui_port is not None
+        addresses = _listening_addresses(lab.server.pid)
+        assert len(addresses) >= 2  # frontend gRPC, UI, HTTP API, metrics …
+        assert set(addresses) <= {"127.0.0.1", "::1"}, addresses
+    finally:
+        lab.stop()
