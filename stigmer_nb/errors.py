@@ -151,8 +151,8 @@ class ReadOnlySQLError(HistoryError):
 
     def __init__(self, kind: str) -> None:
         super().__init__(
-            f"{kind} statements change the history and the SQL path is read-only; "
-            "pass write=True (or %%stigmer_sql --write) if you mean it"
+            f"{kind} statements change the history and the SQL path is read-only; allow writes "
+            "explicitly if you mean it (lab.sql(..., write=True), %%stigmer_sql --write, stigmer-nb sql --write)"
         )
         self.kind = kind
 

@@ -76,6 +76,13 @@ _TASK_KEYS = {
     "wait": ("wait",),
 }
 _RESERVED_CALLS = ("http", "openapi", "grpc", "asyncapi", "a2a", "mcp")
+_WRAP = "wrap the client in a Python function (lab.register_function) and call it by name"
+_UNSUPPORTED_CALLS = {
+    "grpc": f"there is no protobuf compiler at run time; {_WRAP}",
+    "asyncapi": _WRAP,
+    "a2a": _WRAP,
+    "mcp": _WRAP,
+}
 _HTTP_WITH = ("method", "endpoint", "headers", "body", "query", "output", "redirect")
 _HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace", "connect")
 _OPENAPI_WITH = ("document", "operationId", "parameters", "authentication", "output", "redirect")
@@ -583,6 +590,11 @@ class _Checker:
         call = body["call"]
         if not self._string(pointer_join(pointer, "call"), call, "call"):
             return
+        if call in _UNSUPPORTED_CALLS:
+            # Refused here, not at run time: nothing is stored or started for a run that cannot work.
+            self.add(pointer_join(pointer, "call"), f"call: {call} is not supported by stigmer_nb; "
+                     f"{_UNSUPPORTED_CALLS[call]}", title="Not supported")  # fmt: skip
+            return
         with_ptr = pointer_join(pointer, "with")
         with_ = body.get("with")
         if with_ is None:
@@ -920,6 +932,10 @@ class _Checker:
             self._bool(pointer_join(ptr, "await"), spec["await"], "run.await")
         if "return" in spec:
             self._choice(pointer_join(ptr, "return"), spec["return"], _RUN_RETURN, "run.return")
+        if "container" in chosen:
+            self.add(pointer_join(ptr, "container"), "run: container is not supported by stigmer_nb (there is "
+                     "no container runtime here); use run: shell or run: script", title="Not supported")  # fmt: skip
+            chosen = [c for c in chosen if c != "container"]
         for process in chosen:
             process_ptr = pointer_join(ptr, process)
             value = self._mapping(process_ptr, spec[process], f"run.{process}")

@@ -29,7 +29,7 @@ from ..model import (
     slugify,
 )
 from ..store import HistoryStore, dumps
-from ..temporal.names import invoke_workflow_id
+from ..temporal.names import dsl_workflow_id, invoke_workflow_id
 from ..temporal.types import ExecutionContext, StatusUpdate
 from .merge import REDACTED, TaskState, copy_tasks, merge_status, redact
 from .subscribers import Callback, ExecutionSnapshot, SubscriberHub, Subscription
@@ -333,7 +333,9 @@ class Service:
                 created_at=now,
                 updated_at=now,
             )
+            # Both ids follow from the execution id, so they are known before anything runs.
             record.temporal_workflow_id = invoke_workflow_id(record.id)
+            record.runner_workflow_id = dsl_workflow_id(record.id)
             secrets = {k: v["value"] for k, v in env.items() if v["is_secret"]}
             if secrets and self.secret_sink is not None:
                 self.secret_sink(list(secrets.values()))

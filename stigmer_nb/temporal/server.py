@@ -26,9 +26,11 @@ from ..settings import Settings
 
 __all__ = ["EmbeddedServer", "find_binary", "free_port", "port_in_use"]
 
-DYNAMIC_CONFIG = {
+DYNAMIC_CONFIG: dict[str, object] = {
     # Cuts a two-queue workflow's sequential latency from ~148 ms to ~39 ms on this machine.
     "history.transferProcessorMaxPollRPS": 10000,
+    # Timers fire on time instead of up to a second late (a 300 ms wait took 1 s).
+    "history.timerProcessorMaxTimeShift": "10ms",
 }
 _START_TIMEOUT = 30.0
 

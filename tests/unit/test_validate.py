@@ -78,29 +78,6 @@ VALID = {
               parameters: {status: available}
               output: content
         """,
-    "call-grpc": """
-        - greet:
-            call: grpc
-            with:
-              proto: {endpoint: file://app/greet.proto}
-              service: {name: GreeterApi.Greeter, host: localhost, port: 5011}
-              method: SayHello
-              arguments: {name: '${ .user.name }'}
-        - stigmerStyle:
-            call: grpc
-            with: {service: users.v1.UserService, method: GetUser}
-        """,
-    "call-asyncapi-a2a-mcp": """
-        - publish:
-            call: asyncapi
-            with: {document: {endpoint: http://127.0.0.1:1/asyncapi.json}, operation: greet}
-        - ask:
-            call: a2a
-            with: {method: message/send, server: http://127.0.0.1:1/agent}
-        - tool:
-            call: mcp
-            with: {method: tools/call, transport: {stdio: {command: mcp-server}}}
-        """,
     "call-agent-activity-function": """
         - review:
             call: agent
@@ -220,10 +197,6 @@ VALID = {
         - subflow:
             run:
               workflow: {namespace: tests, name: child, version: '1.0.0', input: {x: '${ .x }'}}
-        - container:
-            run:
-              container: {image: alpine:3, command: ls}
-              return: none
         """,
     "set": """
         - map:
@@ -540,16 +513,6 @@ TASK_CASES = [
         """,
         "/do/0/find/with 5:7",
         "call: openapi `with` needs `operationId`",
-    ),
-    _case(
-        "grpc-method",
-        """
-        - greet:
-            call: grpc
-            with: {service: {name: Greeter, host: localhost}}
-        """,
-        "/do/0/greet/with 5:7",
-        "call: grpc `with` needs `method`",
     ),
     _case(
         "agent-message",
@@ -1330,3 +1293,20 @@ def test_iter_tasks_walks_every_depth() -> None:
         "/do/2/catchAll",
         "/do/2/catchAll/try/0/y",
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "instance"),
+    [
+        ("call: grpc\n      with: {service: users.v1.UserService, method: GetUser}", "/do/0/t/call"),
+        ("call: asyncapi\n      with: {document: {endpoint: http://127.0.0.1:1/a.json}, operation: x}", "/do/0/t/call"),
+        ("call: a2a\n      with: {method: message/send, server: http://127.0.0.1:1/agent}", "/do/0/t/call"),
+        ("call: mcp\n      with: {method: tools/call, transport: {stdio: {command: x}}}", "/do/0/t/call"),
+        ("run:\n        container: {image: alpine:3, command: ls}", "/do/0/t/run/container"),
+    ],
+)
+def test_unsupported_tasks_are_refused_before_anything_runs(body: str, instance: str) -> None:
+    text = "document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}\ndo:\n  - t:\n      " + body + "\n"
+    problems = check_document(load_source(text))
+    assert [(p["instance"], p["title"]) for p in problems] == [(instance, "Not supported")]
+    assert "not supported by stigmer_nb" in problems[0]["detail"]
