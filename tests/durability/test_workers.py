@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
 from stigmer_nb.lab import Lab
 
@@ -149,9 +151,14 @@ def test_a_stigmer_worker_process_keeps_recording_without_the_lab(lab_factory: A
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         assert worker.stdout is not None and "polling" in worker.stdout.readline()
-        time.sleep(
-            10
-        )  # the runs finish on the runner (after sticky queues time out); the worker records them
+
+        # The invoke workflow completes only after its final status is committed by the worker.
+        async def all_done() -> None:
+            client = await Client.connect(str(settings.temporal_host_port))
+            for eid in execution_ids:
+                await client.get_workflow_handle(f"stigmer/workflow-execution/invoke/{eid}").result()
+
+        asyncio.run(asyncio.wait_for(all_done(), timeout=120))
         stop(worker)
         assert worker.returncode == 0
         store = HistoryStore(settings.history_path, read_only=True)
