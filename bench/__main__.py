@@ -6,7 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = ["bench.flow", "bench.engine", "bench.throughput", "bench.widgets"]
+MODULES = [
+    "bench.flow",
+    "bench.engine",
+    "bench.throughput",
+    "bench.widgets",
+    "bench.startup",
+    "bench.latency",
+    "bench.recording",
+    "bench.analytics",
+    "bench.growth",
+]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 
 

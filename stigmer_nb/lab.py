@@ -9,9 +9,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -39,6 +38,9 @@ from .temporal.names import invoke_workflow_id
 from .temporal.recovery import reconcile
 from .temporal.server import EmbeddedServer
 from .temporal.workers import runner_side_workers, stigmer_side_workers
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
 
 __all__ = ["Execution", "Lab", "astart", "current", "start"]
 

@@ -8,9 +8,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     AlreadyExistsError,
@@ -33,6 +31,9 @@ from ..temporal.names import dsl_workflow_id, invoke_workflow_id
 from ..temporal.types import ExecutionContext, StatusUpdate
 from .merge import REDACTED, TaskState, copy_tasks, merge_status, redact
 from .subscribers import Callback, ExecutionSnapshot, SubscriberHub, Subscription
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
 
 __all__ = ["Service", "Starter"]
 
@@ -525,6 +526,12 @@ class Service:
 
     def wait_event(self, execution_id: str) -> threading.Event:
         """An event set once the execution reaches a terminal phase."""
+        with self._lock:
+            live = self._live.get(execution_id)
+        if live is None and self._read_record(execution_id).phase.terminal:
+            done = threading.Event()  # finished: one key lookup, no task states to load
+            done.set()
+            return done
         return self._load_live(execution_id).terminal_event
 
     def load_context(self, execution_id: str) -> ExecutionContext:

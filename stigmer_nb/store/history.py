@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from ..errors import HistoryError, HistoryLockedError, ReadOnlySQLError, SchemaVersionError
 from .schema import SCHEMA_VERSION, migrate
 from .values import dumps
 from .writer import Writer
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
 
 __all__ = ["HistoryStore", "classify_sql", "dumps"]
 

@@ -8,8 +8,11 @@ from typing import Any
 __all__ = ["dumps"]
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def dumps(value: Any) -> str | None:
     """JSON text for a JSON column (None stays NULL)."""
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)

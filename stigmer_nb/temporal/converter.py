@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from temporalio.converter import (
+    AdvancedJSONEncoder,
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
@@ -75,12 +76,21 @@ class _WireTypes(JSONTypeConverter):
         return JSONTypeConverter.Unhandled
 
 
+class _WireEncoder(AdvancedJSONEncoder):
+    """Wire dataclasses become dicts field by field (``dataclasses.asdict`` deep-copies them)."""
+
+    def default(self, o: Any) -> Any:
+        if type(o) in _WIRE_TYPES:
+            return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+        return super().default(o)
+
+
 class StigmerPayloadConverter(CompositePayloadConverter):
-    """temporalio's default converters, the JSON one with the wire-type fast path."""
+    """temporalio's default converters, the JSON one with the wire-type fast paths."""
 
     def __init__(self) -> None:
         converters = [
-            JSONPlainPayloadConverter(custom_type_converters=[_WireTypes()])
+            JSONPlainPayloadConverter(encoder=_WireEncoder, custom_type_converters=[_WireTypes()])
             if isinstance(c, JSONPlainPayloadConverter)
             else c
             for c in DefaultPayloadConverter.default_encoding_payload_converters
