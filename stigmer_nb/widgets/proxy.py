@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..temporal.server import pid_alive
+
 __all__ = ["main", "register_ui", "running_uis", "server_proxy_entry"]
 
 _PREFIX = "stigmer_nb-ui-"
@@ -43,16 +45,6 @@ def register_ui(
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -69,7 +61,7 @@ def running_uis(runtime_dir: Path | None = None) -> list[dict[str, Any]]:
             pid, port = int(info["pid"]), int(info["port"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _alive(pid):
+        if not pid_alive(pid):
             with contextlib.suppress(OSError):
                 path.unlink()
             continue

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import stigmer_nb
-from stigmer_nb.temporal.server import _alive
+from stigmer_nb.temporal.server import pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +37,11 @@ def test_sigkilled_lab_resumes_in_flight_runs_exactly_once(tmp_path: Path) -> No
     os.kill(proc.pid, signal.SIGKILL)  # mid-run: every execution is between its tasks
     proc.wait(10)
     stale = info["server_pid"]
-    assert _alive(stale)  # a SIGKILLed parent leaves the dev server running
+    assert pid_alive(stale)  # a SIGKILLed parent leaves the dev server running
     started = time.monotonic()
     lab = stigmer_nb.start(home=home, ui=False)
     try:
-        assert not _alive(stale), "the stale server must be stopped, never attached to"
+        assert not pid_alive(stale), "the stale server must be stopped, never attached to"
         for eid in info["ids"]:
             execution = lab.execution(eid).wait(60)
             assert execution.phase == "EXECUTION_COMPLETED", execution.error
