@@ -1299,14 +1299,19 @@ def test_iter_tasks_walks_every_depth() -> None:
     ("body", "instance"),
     [
         ("call: grpc\n      with: {service: users.v1.UserService, method: GetUser}", "/do/0/t/call"),
-        ("call: asyncapi\n      with: {document: {endpoint: http://127.0.0.1:1/a.json}, operation: x}", "/do/0/t/call"),
+        (
+            "call: asyncapi\n      with: {document: {endpoint: http://127.0.0.1:1/a.json}, operation: x}",
+            "/do/0/t/call",
+        ),
         ("call: a2a\n      with: {method: message/send, server: http://127.0.0.1:1/agent}", "/do/0/t/call"),
         ("call: mcp\n      with: {method: tools/call, transport: {stdio: {command: x}}}", "/do/0/t/call"),
         ("run:\n        container: {image: alpine:3, command: ls}", "/do/0/t/run/container"),
     ],
 )
 def test_unsupported_tasks_are_refused_before_anything_runs(body: str, instance: str) -> None:
-    text = "document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}\ndo:\n  - t:\n      " + body + "\n"
+    text = (
+        "document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}\ndo:\n  - t:\n      " + body + "\n"
+    )
     problems = check_document(load_source(text))
     assert [(p["instance"], p["title"]) for p in problems] == [(instance, "Not supported")]
     assert "not supported by stigmer_nb" in problems[0]["detail"]
