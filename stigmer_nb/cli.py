@@ -231,9 +231,9 @@ def cmd_cancel(args: argparse.Namespace) -> NoReturn:
         from temporalio.service import RPCError
 
         from .lab import connect_client
-        from .temporal.codec import SecretSealingCodec, SecretValues, load_key
+        from .temporal.converter import sealing_converter
 
-        converter = _converter(settings, SecretSealingCodec, SecretValues, load_key)
+        converter = sealing_converter(settings)
         client = await connect_client(target, settings, converter)
         try:
             await client.get_workflow_handle(invoke_workflow_id(args.execution_id)).cancel()
@@ -259,12 +259,6 @@ def _embedded_target(settings: Any) -> str | None:
         return None
 
 
-def _converter(settings: Any, codec_cls: Any, values_cls: Any, load_key: Any) -> Any:
-    from .temporal.converter import data_converter
-
-    return data_converter(codec_cls(load_key(settings.codec_key, settings.home), values_cls()))
-
-
 def cmd_worker(args: argparse.Namespace) -> NoReturn:
     from .errors import StigmerError
     from .settings import Settings
@@ -284,11 +278,12 @@ async def _run_worker(side: str, settings: Any) -> None:
     from .dsl.events import broadcast
     from .lab import connect_client
     from .runner.execute import TemporalContext
-    from .temporal.codec import SecretSealingCodec, SecretValues, load_key
+    from .temporal.codec import SecretValues
+    from .temporal.converter import sealing_converter
     from .temporal.workers import runner_side_workers, stigmer_side_workers
 
     values = SecretValues()
-    converter = _converter(settings, SecretSealingCodec, lambda: values, load_key)
+    converter = sealing_converter(settings, values)
     client = await connect_client(settings.temporal_host_port, settings, converter)
     store = None
     if side == "stigmer":

@@ -31,8 +31,8 @@ from .runner.execute import ServiceContext
 from .service import Service, Subscription
 from .settings import Settings
 from .store import HistoryStore
-from .temporal.codec import SecretSealingCodec, SecretValues, load_key
-from .temporal.converter import data_converter
+from .temporal.codec import SecretValues
+from .temporal.converter import sealing_converter
 from .temporal.creator import InvokeWorkflowCreator
 from .temporal.names import invoke_workflow_id
 from .temporal.recovery import reconcile
@@ -216,8 +216,7 @@ class Lab:
             recording=settings.recording,
             time_skipping=settings.time_skipping,
         )
-        codec = SecretSealingCodec(load_key(settings.codec_key, settings.home), self.secret_values)
-        converter = data_converter(codec)
+        converter = sealing_converter(settings, self.secret_values)
         if settings.embedded:
             self.server = await EmbeddedServer.start(settings)
             target = self.server.target

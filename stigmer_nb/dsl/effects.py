@@ -11,7 +11,6 @@ __all__ = [
     "CALL_GRPC",
     "CALL_HTTP",
     "CALL_OPENAPI",
-    "EFFECT_ACTIVITIES",
     "LOAD_WORKFLOW",
     "PROBLEM_ERROR_TYPE",
     "PUBLISH_EVENT",
@@ -29,19 +28,6 @@ RUN_SHELL = "RunShell"
 RUN_SCRIPT = "RunScript"
 PUBLISH_EVENT = "PublishEvent"
 LOAD_WORKFLOW = "LoadWorkflowDocument"
-
-EFFECT_ACTIVITIES = (
-    CALL_HTTP,
-    CALL_OPENAPI,
-    CALL_GRPC,
-    CALL_FUNCTION,
-    CALL_AGENT,
-    RUN_SHELL,
-    RUN_SCRIPT,
-    PUBLISH_EVENT,
-    LOAD_WORKFLOW,
-)
-"""Every activity the DSL workflow may schedule on the zigflow queue."""
 
 PROBLEM_ERROR_TYPE = "WorkflowProblem"
 """ApplicationError type whose first detail is a problem-details object."""

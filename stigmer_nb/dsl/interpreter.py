@@ -106,11 +106,9 @@ class Reporter:
         return value
 
     def _push(self, event_kw: dict[str, Any]) -> None:
-        if not self.enabled:
-            self.seq += 1
-            return
         self.seq += 1
-        self._buffer.append(ProgressEvent(seq=self.seq, at=workflow.now().isoformat(), **event_kw))
+        if self.enabled:
+            self._buffer.append(ProgressEvent(seq=self.seq, at=workflow.now().isoformat(), **event_kw))
 
     def phase(self, phase: str) -> None:
         """An execution-level phase change."""
@@ -127,7 +125,7 @@ class Reporter:
     ) -> None:
         """A task run changing status."""
         if not self.enabled:
-            self.seq += 1
+            self._push({})  # numbered all the same, so sequence numbers never depend on who listens
             return
         transition = TaskTransition(
             task_id=run.task_id,

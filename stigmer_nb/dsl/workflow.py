@@ -42,42 +42,32 @@ class ExecuteServerlessWorkflow:
             engine = Engine(inp, reporter=reporter, events=self._inbox)
             output = await engine.run()
         except WorkflowProblem as err:
-            reporter.close()
-            shipper.cancel()
-            raise ApplicationError(
-                err.problem.get("title") or "Workflow failed",
-                err.problem,
-                reporter.seq,
-                reporter.take(),
-                type="WorkflowProblem",
-                non_retryable=True,
-            ) from None
+            raise self._failed(err.problem.get("title") or "Workflow failed", err.problem, reporter) from None
         except (asyncio.CancelledError, CancelledError):
-            reporter.close()
-            shipper.cancel()
             # Tell the Stigmer side which tasks were cut short before going away.
+            reporter.close()
             await reporter.flush()
             raise
         except ApplicationError:
             raise
         except Exception as exc:  # a bug in the engine: fail the run, never retry the task forever
+            details = problem("runtime", f"{type(exc).__name__}: {exc}", title="Engine error", instance="/")
+            raise self._failed("Engine error", details, reporter) from exc
+        finally:
             reporter.close()
             shipper.cancel()
-            details = problem("runtime", f"{type(exc).__name__}: {exc}", title="Engine error", instance="/")
-            raise ApplicationError(
-                "Engine error",
-                details,
-                reporter.seq,
-                reporter.take(),
-                type="WorkflowProblem",
-                non_retryable=True,
-            ) from exc
-        reporter.close()
-        shipper.cancel()
         return DSLResult(
             output=output,
             last_seq=reporter.seq,
             started_at=started.isoformat(),
             completed_at=workflow.now().isoformat(),
             events=reporter.take(),
+        )
+
+    @staticmethod
+    def _failed(message: str, details: dict[str, Any], reporter: Reporter) -> ApplicationError:
+        """The run's failure: the problem, the last seq and the unshipped progress as details."""
+        reporter.close()
+        return ApplicationError(
+            message, details, reporter.seq, reporter.take(), type="WorkflowProblem", non_retryable=True
         )

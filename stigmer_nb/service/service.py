@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import (
     AlreadyExistsError,
@@ -31,9 +31,6 @@ from ..temporal.names import dsl_workflow_id, invoke_workflow_id
 from ..temporal.types import ExecutionContext, StatusUpdate
 from .merge import REDACTED, TaskState, copy_tasks, merge_status, redact
 from .subscribers import Callback, ExecutionSnapshot, SubscriberHub, Subscription
-
-if TYPE_CHECKING:
-    import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
 
 __all__ = ["Service", "Starter"]
 
@@ -509,11 +506,6 @@ class Service:
         with self._lock:
             return ExecutionSnapshot(_copy_record(live.record), copy_tasks(live.tasks))
 
-    def list_executions(self, *, limit: int | None = None) -> pd.DataFrame:
-        """Executions, newest first."""
-        sql = "SELECT * FROM workflow_executions ORDER BY created_at DESC"
-        return self.store.query(sql + (f" LIMIT {int(limit)}" if limit else ""))
-
     def running_execution_ids(self) -> list[str]:
         """Executions the history shows as PENDING or IN_PROGRESS."""
         return [
@@ -611,25 +603,6 @@ class Service:
     def on_change(self, execution_id: str, callback: Callback) -> Callable[[], None]:
         """Call ``callback(snapshot)`` after each committed change (on the lab's thread)."""
         return self.hub.add_callback(execution_id, callback)
-
-    async def fail_orphans(self, reason: str) -> list[str]:
-        """Mark executions left running by a previous process FAILED (their server state is gone)."""
-        ids = self.running_execution_ids()
-        for eid in ids:
-            await self.update_status(
-                StatusUpdate(
-                    execution_id=eid,
-                    phase=ExecutionPhase.EXECUTION_FAILED.name,
-                    error={
-                        "type": "https://serverlessworkflow.io/spec/1.0.0/errors/runtime",
-                        "status": 500,
-                        "title": "Execution lost",
-                        "detail": reason,
-                    },
-                    completed_at=_now().isoformat(),
-                )
-            )
-        return ids
 
 
 def _copy_record(record: ExecutionRecord) -> ExecutionRecord:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..errors import HistoryError, HistoryLockedError, ReadOnlySQLError, SchemaVersionError
-from .schema import SCHEMA_VERSION, migrate
+from .schema import SCHEMA_VERSION, current_version, migrate
 from .values import dumps
 from .writer import Writer
 
@@ -105,8 +105,6 @@ class HistoryStore:
         self.writer: Writer | None = None if read_only else Writer(self._new_cursor())
 
     def _check_version(self) -> None:
-        from .schema import current_version
-
         found = current_version(self._con)
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(str(self.path), found, SCHEMA_VERSION)

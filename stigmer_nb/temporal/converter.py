@@ -21,9 +21,11 @@ from temporalio.converter import (
     PayloadCodec,
 )
 
+from ..settings import Settings
 from . import types as wire
+from .codec import SecretSealingCodec, SecretValues, load_key
 
-__all__ = ["StigmerPayloadConverter", "data_converter"]
+__all__ = ["StigmerPayloadConverter", "data_converter", "sealing_converter"]
 
 _Build = Callable[[Any], Any]
 _WIRE_TYPES = tuple(getattr(wire, name) for name in wire.__all__)
@@ -101,3 +103,12 @@ class StigmerPayloadConverter(CompositePayloadConverter):
 def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
     """The converter every stigmer_nb client uses (lab, CLI, worker processes)."""
     return DataConverter(payload_converter_class=StigmerPayloadConverter, payload_codec=codec)
+
+
+def sealing_converter(settings: Settings, values: SecretValues | None = None) -> DataConverter:
+    """``data_converter`` sealing secrets with the key of ``settings`` (the lab's and its workers')."""
+    return data_converter(
+        SecretSealingCodec(
+            load_key(settings.codec_key, settings.home), values if values is not None else SecretValues()
+        )
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "CANCEL_SIGNAL",
     "CONTEXT_UPDATE",
     "DSL_WORKFLOW",
     "EXECUTE_WORKFLOW_ACTIVITY",
@@ -36,9 +35,6 @@ PROGRESS_SIGNAL = "ReportProgress"
 
 CONTEXT_UPDATE = "GetExecutionContext"
 """Update on the invoke workflow answering a runner's request for execution context."""
-
-CANCEL_SIGNAL = "CancelExecution"
-"""Signal asking the invoke workflow to cancel (used where a Temporal cancel cannot be sent)."""
 
 MEMO_ACTIVITY_QUEUE = "activityTaskQueue"
 """Memo key naming the runner queue, as Stigmer's creator sets it."""

@@ -28,7 +28,6 @@ __all__ = [
     # static renderings
     "execution_bundle",
     "execution_html",
-    "temporal_ui_link",
 ]
 
 _LAZY = {
@@ -47,7 +46,6 @@ _LAZY = {
     "temporal_ui": ".ui",
     "execution_bundle": ".static",
     "execution_html": ".static",
-    "temporal_ui_link": ".static",
 }
 
 if TYPE_CHECKING:
@@ -55,7 +53,7 @@ if TYPE_CHECKING:
     from .dashboard import Dashboard
     from .execution import ExecutionView, display_execution, execution_mimebundle, view_for
     from .render import render_execution
-    from .static import execution_bundle, execution_html, temporal_ui_link
+    from .static import execution_bundle, execution_html
     from .ui import TemporalUI, jupyter_ui_options, temporal_ui
 
 
