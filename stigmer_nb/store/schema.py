@@ -264,18 +264,22 @@ def migrate(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     found = current_version(con)
     if found > SCHEMA_VERSION:
         return found, found
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        step = _MIGRATIONS[version]
-        con.execute("BEGIN TRANSACTION")
-        try:
+    if found == SCHEMA_VERSION:
+        return found, found
+    # One transaction for every step: a fresh file is written (and synced) once, and a failed
+    # step leaves the file as it was.
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            step = _MIGRATIONS[version]
             if callable(step):
                 step(con)
             else:
                 for statement in step:
                     con.execute(statement)
             con.execute("INSERT INTO schema_info VALUES (?, now())", [version])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
     return found, SCHEMA_VERSION
