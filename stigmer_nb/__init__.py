@@ -31,9 +31,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "start": ".lab",
-    "astart": ".lab",
-    "current": ".lab",
+    "start": ".session",
+    "astart": ".session",
+    "current": ".session",
     "Lab": ".lab",
     "Execution": ".lab",
     "Settings": ".settings",
@@ -46,8 +46,9 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from .errors import DSLValidationError, StigmerError
-    from .lab import Execution, Lab, astart, current, start
+    from .lab import Execution, Lab
     from .model import ExecutionPhase, WorkflowTaskKind, WorkflowTaskStatus
+    from .session import astart, current, start
     from .settings import Settings
 
 

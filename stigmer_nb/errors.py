@@ -12,6 +12,7 @@ The tree::
     │   └── ServerStartError            the embedded server exited or never came up
     ├── HistoryError                the DuckDB history file
     │   ├── HistoryLockedError          another process holds the file
+    │   │   └── HomeInUseError              another lab runs on the same home
     │   ├── SchemaVersionError          the file was written by a newer stigmer_nb
     │   └── ReadOnlySQLError            a write was sent through the read-only SQL path
     ├── InvalidInputError           bad input, refused before anything was written
@@ -25,7 +26,6 @@ The tree::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "ExecutionTimeoutError",
     "HistoryError",
     "HistoryLockedError",
+    "HomeInUseError",
     "InputTooLargeError",
     "InvalidInputError",
     "LabStateError",
@@ -50,14 +51,23 @@ __all__ = [
     "TemporalBinaryNotFoundError",
     "TemporalError",
     "TemporalUnreachableError",
+    "closest",
     "did_you_mean",
 ]
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` when a close match exists, else ``""``."""
-    hint = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {hint[0]!r}?" if hint else ""
+    hint = closest(word, known)
+    return f"; did you mean {hint!r}?" if hint else ""
+
+
+def closest(word: str, known: Iterable[str]) -> str | None:
+    """The known name ``word`` most likely misspells, if any."""
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 class StigmerError(Exception):
@@ -132,6 +142,20 @@ class HistoryLockedError(HistoryError):
             "(lab.stop() or restart its kernel) or use another home: start(home=...)"
         )
         self.path = path
+
+
+class HomeInUseError(HistoryLockedError):
+    """Another lab runs on this home (its embedded server and history are that lab's)."""
+
+    def __init__(self, home: str, holder: str = "") -> None:
+        who = f" ({holder})" if holder else ""
+        HistoryError.__init__(
+            self,
+            f"lab home {home} is held by another process{who}, whose embedded server and history "
+            "live there; stop that lab (lab.stop() or restart its kernel) or use another home: "
+            "start(home=...)",
+        )
+        self.path = home
 
 
 class SchemaVersionError(HistoryError):

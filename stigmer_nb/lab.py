@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,7 @@ from .errors import (
 from .model import ExecutionRecord
 from .runner.execute import ServiceContext
 from .service import Service, Subscription
+from .session import astart, current, forget, start
 from .settings import Settings
 from .store import HistoryStore
 from .temporal.codec import SecretValues
@@ -45,9 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["Execution", "Lab", "astart", "current", "start"]
 
 log = logging.getLogger(__name__)
-
-_current: Lab | None = None
-_current_lock = threading.Lock()
 
 
 def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -195,9 +191,14 @@ class Lab:
     # --- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, settings: Settings) -> Lab:
-        """Start a lab on its own thread and wait until both sides are ready."""
+    def create(cls, settings: Settings, *, server: EmbeddedServer | None = None) -> Lab:
+        """Start a lab on its own thread and wait until both sides are ready.
+
+        ``server``: the embedded server, already launched (``EmbeddedServer.launch``); the lab
+        owns it from here on. Without it an embedded lab launches its own.
+        """
         lab = cls(settings)
+        lab.server = server
         lab._thread = LoopThread()
         try:
             lab._thread.call(lab._start())
@@ -208,7 +209,19 @@ class Lab:
 
     async def _start(self) -> None:
         settings = self.settings
-        self._store = await asyncio.to_thread(HistoryStore, settings.history_path)
+        if settings.embedded and self.server is None:
+            self.server = EmbeddedServer.launch(settings)
+        # The history opens (and migrates) while the server finishes booting.
+        opened, ready = await asyncio.gather(
+            asyncio.to_thread(HistoryStore, settings.history_path),
+            self.server.wait_ready() if self.server is not None else asyncio.sleep(0),
+            return_exceptions=True,
+        )
+        if isinstance(opened, HistoryStore):
+            self._store = opened
+        for outcome in (opened, ready):
+            if isinstance(outcome, BaseException):
+                raise outcome
         self._service = Service(
             self._store,
             max_input_bytes=settings.max_input_bytes,
@@ -217,8 +230,7 @@ class Lab:
             time_skipping=settings.time_skipping,
         )
         converter = sealing_converter(settings, self.secret_values)
-        if settings.embedded:
-            self.server = await EmbeddedServer.start(settings)
+        if self.server is not None:
             target = self.server.target
         else:
             assert settings.temporal_host_port is not None
@@ -251,13 +263,10 @@ class Lab:
 
     def stop(self) -> None:
         """Drain the workers, stop the server, close the history. Idempotent."""
-        global _current
         if self._stopped:
             return
         self._stopped = True
-        with _current_lock:
-            if _current is self:
-                _current = None
+        forget(self)
         self._teardown_sync()
 
     async def astop(self) -> None:
@@ -272,8 +281,11 @@ class Lab:
             except Exception as exc:  # stopping must always finish
                 log.warning("lab shutdown: %s", exc)
             thread.stop()
-        elif self._store is not None:
-            self._store.close()
+        else:
+            if self.server is not None:
+                self.server.stop_blocking()
+            if self._store is not None:
+                self._store.close()
 
     async def _teardown(self) -> None:
         for worker in self._workers:
@@ -540,51 +552,3 @@ class Lab:
             clauses.append(f"{timed}{time_column} >= ?")
             params.append(start)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def start(*, home: str | Path | None = None, **options: Any) -> Lab:
-    """Start the lab (or return the one already running in this process)."""
-    global _current
-    settings = Settings.from_env(home=home, **options)
-    with _current_lock:
-        if _current is not None and _current.running:
-            if home is None or Path(home).resolve() == _current.settings.home.resolve():
-                return _current
-            raise LabStateError(
-                f"a lab is already running on {_current.settings.home}; call lab.stop() before "
-                f"starting one on {home}"
-            )
-        if settings.embedded and settings.ui and not settings.ui_public_path:
-            # Inside JupyterLab (or Binder) the UI is served through jupyter-server-proxy.
-            from .widgets.ui import jupyter_ui_options
-
-            settings = settings.replace(**jupyter_ui_options(settings.ui_port))
-        lab = Lab.create(settings)
-        _current = lab
-        return lab
-
-
-async def astart(*, home: str | Path | None = None, **options: Any) -> Lab:
-    """Async twin of ``start`` (``lab = await stigmer_nb.astart()``)."""
-    return await asyncio.to_thread(start, home=home, **options)
-
-
-def current() -> Lab | None:
-    """The running lab of this process, if any."""
-    return _current
-
-
-def _stop_at_exit() -> None:
-    lab = _current
-    if lab is not None:
-        with contextlib.suppress(Exception):
-            lab.stop()
-
-
-# Thread-exit hooks run before concurrent.futures refuses new work at interpreter exit (the
-# workers need their executors to drain); plain atexit hooks would run too late.
-_register = getattr(threading, "_register_atexit", None)
-if _register is not None:
-    _register(_stop_at_exit)
-else:  # pragma: no cover - older interpreters
-    atexit.register(_stop_at_exit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -21,10 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PortInUseError, ServerStartError, TemporalBinaryNotFoundError
+from ..errors import HomeInUseError, PortInUseError, ServerStartError, TemporalBinaryNotFoundError
 from ..settings import Settings
 
-__all__ = ["EmbeddedServer", "find_binary", "free_port", "pid_alive", "port_in_use"]
+__all__ = ["EmbeddedServer", "claim_home", "find_binary", "free_port", "pid_alive", "port_in_use"]
 
 DYNAMIC_CONFIG: dict[str, object] = {
     # Cuts a two-queue workflow's sequential latency from ~148 ms to ~39 ms on this machine.
@@ -107,6 +108,26 @@ def stop_stale(pid_file: Path) -> int | None:
     return pid
 
 
+def claim_home(home: Path) -> int:
+    """Take ``<home>/temporal.lock`` for this lab (an open descriptor; closing it lets go).
+
+    One server per home: it guards the PID file and the state file, so a second lab never stops
+    or shares the first one's server. The kernel drops the lock when its holder dies, and the
+    server does not inherit it (Popen closes descriptors), so a crashed lab leaves no claim.
+    """
+    path = home / "temporal.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise HomeInUseError(str(home), f"PID {holder}" if holder.isdigit() else "") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 def _terminate(pid: int, grace: float = 5.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -130,6 +151,9 @@ class EmbeddedServer:
     log_path: Path
     pid_path: Path
     db_path: Path | None
+    namespace: str = "default"
+    home_lock: int | None = None
+    """The descriptor holding ``temporal.lock`` (see ``claim_home``); closed by ``stop``."""
 
     @property
     def target(self) -> str:
@@ -149,11 +173,37 @@ class EmbeddedServer:
     @classmethod
     async def start(cls, settings: Settings, *, extra_args: list[str] | None = None) -> EmbeddedServer:
         """Start the dev server per ``settings`` and wait until its namespace answers."""
+        server = cls.launch(settings, extra_args=extra_args)
+        try:
+            await server.wait_ready()
+        except BaseException:
+            await server.stop()
+            raise
+        return server
+
+    @classmethod
+    def launch(cls, settings: Settings, *, extra_args: list[str] | None = None) -> EmbeddedServer:
+        """Claim the home and start the dev server process, without waiting for it.
+
+        Needs only the standard library, so a caller can launch first and import the rest while
+        the server boots (``stigmer_nb.start`` does); ``wait_ready`` then waits for it.
+        """
         binary = find_binary(settings)
         home = settings.home.resolve()
         home.mkdir(parents=True, exist_ok=True)
+        home_lock = claim_home(home)
+        try:
+            return cls._spawn(settings, binary, home, home_lock, extra_args or [])
+        except BaseException:
+            os.close(home_lock)
+            raise
+
+    @classmethod
+    def _spawn(
+        cls, settings: Settings, binary: Path, home: Path, home_lock: int, extra_args: list[str]
+    ) -> EmbeddedServer:
         pid_path = home / "temporal.pid"
-        stop_stale(pid_path)
+        stop_stale(pid_path)  # safe: holding the home lock, no live lab owns that server
         port = cls._port(settings.port, "Temporal port")
         ui_port = cls._port(settings.ui_port, "Temporal UI port") if settings.ui else None
         db_path = home / "temporal.db" if settings.durable else None
@@ -190,7 +240,7 @@ class EmbeddedServer:
                 args += ["--ui-public-path", settings.ui_public_path]
         else:
             args.append("--headless")
-        args += extra_args or []
+        args += extra_args
         log_path = home / "temporal.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
@@ -205,13 +255,7 @@ class EmbeddedServer:
         pid_path.write_text(
             json.dumps({"pid": process.pid, "port": port, "ui_port": ui_port, "marker": marker})
         )
-        server = cls(process, port, ui_port, log_path, pid_path, db_path)
-        try:
-            await server._wait_ready(settings.namespace)
-        except BaseException:
-            await server.stop()
-            raise
-        return server
+        return cls(process, port, ui_port, log_path, pid_path, db_path, settings.namespace, home_lock)
 
     @staticmethod
     def _port(requested: int | None, what: str) -> int:
@@ -221,9 +265,12 @@ class EmbeddedServer:
             raise PortInUseError(requested, what)
         return requested
 
-    async def _wait_ready(self, namespace: str) -> None:
+    async def wait_ready(self) -> None:
+        """Wait until the namespace answers; ``ServerStartError`` if the server exits or stays mute."""
         from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
         from temporalio.client import Client
+
+        namespace = self.namespace
 
         deadline = time.monotonic() + _START_TIMEOUT
         last_error = ""
@@ -241,7 +288,7 @@ class EmbeddedServer:
                 return
             except Exception as exc:  # not up yet
                 last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
         raise ServerStartError(
             f"the embedded Temporal server did not answer within {_START_TIMEOUT:g}s ({last_error}); "
             f"see {self.log_path}"
@@ -268,3 +315,6 @@ class EmbeddedServer:
             info = json.loads(self.pid_path.read_text())
             if int(info.get("pid", -1)) == self.process.pid:
                 self.pid_path.unlink()
+        if self.home_lock is not None:
+            os.close(self.home_lock)
+            self.home_lock = None

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import stigmer_nb
+from stigmer_nb.errors import HomeInUseError
 from stigmer_nb.temporal.server import pid_alive
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,11 @@ def start_child(home: Path, runs: int, mode: str = "durable") -> tuple[subproces
 def test_sigkilled_lab_resumes_in_flight_runs_exactly_once(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc, info = start_child(home, runs=3)
+    # While that lab lives, a second one on its home is refused and leaves its server alone.
+    with pytest.raises(HomeInUseError, match=rf"{home.resolve()} .*\(PID {proc.pid}\)"):
+        stigmer_nb.start(home=home, ui=False)
+    assert pid_alive(info["server_pid"])
+    assert json.loads((home / "temporal.pid").read_text())["pid"] == info["server_pid"]
     os.kill(proc.pid, signal.SIGKILL)  # mid-run: every execution is between its tasks
     proc.wait(10)
     stale = info["server_pid"]
