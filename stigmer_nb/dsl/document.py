@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml  # imported on first parse: it is not needed to start a lab
 
 from ..errors import DSLValidationError, InvalidInputError
 from .problems import problem
@@ -44,14 +46,18 @@ def pointer_join(pointer: str, *parts: str | int) -> str:
     return out
 
 
-class _Loader(yaml.SafeLoader):
+@functools.cache
+def _loader_class() -> type[yaml.SafeLoader]:
     """Safe YAML without implicit timestamps: documents must stay JSON."""
+    import yaml
 
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
 
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    return Loader
 
 
 @dataclass
@@ -79,9 +85,11 @@ class LoadedDocument:
         return str(self.path) if self.path else "document"
 
 
-def _construct(node: yaml.Node, loader: _Loader, pointer: str, positions: dict[str, tuple[int, int]]) -> Any:
+def _construct(
+    node: yaml.Node, loader: yaml.SafeLoader, pointer: str, positions: dict[str, tuple[int, int]]
+) -> Any:
     positions.setdefault(pointer, (node.start_mark.line + 1, node.start_mark.column + 1))
-    if isinstance(node, yaml.MappingNode):
+    if node.id == "mapping":
         loader.flatten_mapping(node)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -92,7 +100,7 @@ def _construct(node: yaml.Node, loader: _Loader, pointer: str, positions: dict[s
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _construct(value_node, loader, child, positions)
         return out
-    if isinstance(node, yaml.SequenceNode):
+    if node.id == "sequence":
         return [
             _construct(item, loader, pointer_join(pointer, i), positions) for i, item in enumerate(node.value)
         ]
@@ -105,7 +113,9 @@ def _construct(node: yaml.Node, loader: _Loader, pointer: str, positions: dict[s
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, tuple[int, int]]]:
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     positions: dict[str, tuple[int, int]] = {}
     try:
         node = loader.get_single_node()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 import jq
 
-from ..errors import DSLValidationError, did_you_mean
+from ..errors import DSLValidationError, closest, did_you_mean
 from .document import TASK_TYPES, LoadedDocument, pointer_join, task_type
 from .durations import DurationError, parse_duration
 from .expressions import (
@@ -218,7 +217,7 @@ class _Checker:
         for key in value:
             if key in allowed:
                 continue
-            close = _closest(key, allowed)
+            close = closest(key, allowed)
             hint = (hints or {}).get(key) or (f"; did you mean {close!r}?" if close else "")
             # A hint naming a property (`endpoint`) says the same as "needs endpoint" would.
             named = [word for word in _HINT_TARGET.findall(hint) if word in allowed]
@@ -1181,12 +1180,6 @@ def _type_hint(body: Mapping[str, Any]) -> str:
         if hint:
             return hint
     return next((_TASK_HINTS[key] for key in body if key in _TASK_HINTS), "")
-
-
-def _closest(word: str, known: Iterable[str]) -> str | None:
-    """The known name ``word`` most likely misspells (the same rule as ``did_you_mean``)."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
 
 
 def _jq_message(text: str, available: set[str]) -> str | None:

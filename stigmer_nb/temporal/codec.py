@@ -16,12 +16,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["SEALED_ENCODING", "SecretSealingCodec", "SecretValues", "load_key"]
 
@@ -45,7 +48,7 @@ def load_key(explicit: str | None, home: Path) -> bytes:
         if len(key) == 32:
             return key
     home.mkdir(parents=True, exist_ok=True)
-    key = AESGCM.generate_key(bit_length=256)
+    key = os.urandom(32)  # what AESGCM.generate_key(bit_length=256) does
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(base64.urlsafe_b64encode(key))
@@ -91,8 +94,20 @@ class SecretSealingCodec(PayloadCodec):
     """Encrypts payloads that contain a known secret; passes every other payload through."""
 
     def __init__(self, key: bytes, secrets: SecretValues) -> None:
-        self._aead = AESGCM(key)
+        if len(key) != 32:
+            raise ConfigurationError("the sealing key must be 32 bytes")
+        self._key = key
+        self._aead_once: AESGCM | None = None
         self.secrets = secrets
+
+    @property
+    def _aead(self) -> AESGCM:
+        # Built on first use: most labs never seal anything, and the import costs start-up time.
+        if self._aead_once is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._aead_once = AESGCM(self._key)
+        return self._aead_once
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Seal the payloads that carry secrets."""
