@@ -33,8 +33,7 @@ _TASK_COLUMNS = [c for c in TASK_UPDATE_COLUMNS if c != "recorded_at"]
 
 @functools.cache
 def _schemas() -> tuple[Any, Any]:
-    """Arrow schemas of execution and task-update batches (pyarrow loads on the writer's thread,
-    while the lab is still starting its server)."""
+    """Arrow schemas of execution and task-update batches (built on the first commit)."""
     import pyarrow as pa
 
     def arrow_type(sql_type: str) -> Any:
@@ -158,7 +157,6 @@ class Writer:
     # --- the thread -----------------------------------------------------------------------
 
     def _loop(self) -> None:
-        _schemas()  # the first commit should not pay for importing pyarrow
         stopping = False
         while not stopping:
             first = self._queue.get()
