@@ -21,6 +21,11 @@ __all__ = ["runner_side_workers", "stigmer_side_workers"]
 
 # Recovery in seconds when a worker dies: its sticky queue is abandoned quickly.
 _STICKY_TIMEOUT = timedelta(seconds=3)
+# ExecuteWorkflow holds its slot for the whole run (it waits on the DSL workflow), so the slots
+# are how many executions run at once: with the SDK's default of 100, a 101st run waiting for an
+# event or a timer would not even start until another finished. A waiting attempt is one
+# coroutine and a heartbeat every few seconds.
+_RUNNING_EXECUTIONS = 10_000
 # Without one, temporalio hashes the bytecode of every loaded module (~0.15 s of each start).
 _BUILD_ID = f"stigmer-nb-{__version__}"
 
@@ -67,7 +72,13 @@ def runner_side_workers(
     effect activities on the zigflow queue."""
     execute = ExecuteWorkflowActivity(client, settings, context, active=active)
     workers: Sequence[Worker] = [
-        Worker(client, task_queue=settings.runner_queue, activities=[execute.execute], build_id=_BUILD_ID),
+        Worker(
+            client,
+            build_id=_BUILD_ID,
+            task_queue=settings.runner_queue,
+            activities=[execute.execute],
+            max_concurrent_activities=_RUNNING_EXECUTIONS,
+        ),
         Worker(
             client,
             build_id=_BUILD_ID,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import stigmer_nb
-from stigmer_nb.lab import Execution
+from stigmer_nb.lab import Execution, Lab
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +58,40 @@ def test_a_thousand_executions_at_once(tmp_path: Path) -> None:
         assert lab_rss < 2048 and server_rss < 2048
     finally:
         lab.stop()
+
+
+LONG_WAIT = """
+document: {dsl: '1.0.0', namespace: load, name: long-wait, version: '1.0.0'}
+do:
+  - nap:
+      wait: {minutes: 10}
+"""
+
+
+def test_more_than_a_hundred_waiting_executions_all_start(lab: Lab) -> None:
+    # ExecuteWorkflow holds a worker slot for its whole run: with the SDK's default of 100 slots
+    # the 101st waiting execution would never start until another one finished.
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = 120
+    with ThreadPoolExecutor(8) as pool:
+        executions = list(pool.map(lambda i: lab.run(LONG_WAIT, input={"i": i}), range(runs)))
+    ids = [e.id for e in executions]
+    deadline = time.monotonic() + 60
+    waiting = 0
+    while time.monotonic() < deadline:
+        waiting = lab.store.rows(
+            "SELECT count(DISTINCT execution_id) FROM task_updates WHERE name = 'nap' "
+            "AND status = 'WORKFLOW_TASK_IN_PROGRESS' AND execution_id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        )[0][0]
+        if waiting == runs:
+            break
+        time.sleep(0.5)
+    try:
+        assert waiting == runs, f"only {waiting} of {runs} executions reached their wait"
+    finally:
+        for execution in executions:
+            execution.cancel()
+        for execution in executions:
+            assert execution.wait(120).phase == "EXECUTION_CANCELLED"
