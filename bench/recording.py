@@ -245,7 +245,58 @@ def _load(lab: Lab, n: int) -> dict[str, Any]:
         "transit_ms": _lag_summary(transit) if transit else {},
         "merge_and_commit_ms": _lag_summary(record) if record else {},
         "lags_ms_sample": sorted(lags)[:: max(1, len(lags) // 200)],
+        "hops_ms": _hops(lab, [e.id for e in executions]),
     }
+
+
+HOPS = {
+    "DSL workflow task (the transitions) → DSL run closed": "dsl_task",
+    "→ ExecuteWorkflow's result reaches the invoke workflow": "result",
+    "→ the invoke workflow's next task starts": "pickup",
+    "→ merged and committed (local activity)": "record",
+}
+"""The hops of a set-only run's transitions, timed from the server's own event times."""
+
+
+def _hops(lab: Lab, ids: list[str], sample: int = 100) -> dict[str, dict[str, float]]:
+    """Where the lag goes, hop by hop, for a sample of the runs (their Temporal histories)."""
+    from temporalio.api.enums.v1 import EventType
+
+    from stigmer_nb.temporal.names import dsl_workflow_id, invoke_workflow_id
+
+    async def events(workflow_id: str) -> list[tuple[int, float]]:
+        handle = lab.client.get_workflow_handle(workflow_id)
+        return [
+            (e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp())
+            async for e in handle.fetch_history_events()
+        ]
+
+    recorded = {
+        r[0]: r[1].timestamp()
+        for r in lab.store.rows(
+            "SELECT execution_id, max(recorded_at) FROM task_updates "
+            "WHERE execution_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [ids],
+        )
+    }
+    hops: dict[str, list[float]] = {key: [] for key in HOPS.values()}
+    loop = lab._check()
+    for eid in ids[:: max(1, len(ids) // sample)]:
+        dsl = loop.call(events(dsl_workflow_id(eid)))
+        invoke = loop.call(events(invoke_workflow_id(eid)))
+        task = next(t for kind, t in dsl if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+        closed = next(t for kind, t in dsl if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+        result = next(t for kind, t in invoke if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        pickup = next(
+            t for kind, t in invoke if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and t >= result
+        )
+        for key, (a, b) in zip(
+            HOPS.values(),
+            ((task, closed), (closed, result), (result, pickup), (pickup, recorded[eid])),
+            strict=True,
+        ):
+            hops[key].append((b - a) * 1000)
+    return {key: _lag_summary(values) for key, values in hops.items()}
 
 
 def lag_under_load(root: Path) -> dict[str, Any]:
@@ -316,6 +367,15 @@ def main() -> dict[str, Any]:
     ]  # fmt: skip
     print()
     print(markdown_table(context, list(context[0])))
+    hops = [
+        {"hop": label, **{f"{n} concurrent p50 / p95 ms": f"{r['hops_ms'][key]['p50_ms']:.0f} / "
+                          f"{r['hops_ms'][key]['p95_ms']:.0f}" for n, r in lag["loaded"].items()}}
+        for label, key in HOPS.items()
+    ]  # fmt: skip
+    print(
+        "\n(c) where the lag goes: hop by hop from the server's event times, a sample of 100 runs per load\n"
+    )
+    print(markdown_table(hops, list(hops[0])))
     return {"writer": writer, "lag": lag}
 
 
