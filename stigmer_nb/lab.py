@@ -209,8 +209,8 @@ class Lab:
         """
         lab = cls(settings)
         lab.server = server
-        lab._thread = LoopThread()
         try:
+            lab._thread = LoopThread()
             lab._thread.call(lab._start())
         except BaseException:
             lab._teardown_sync()
