@@ -1,7 +1,9 @@
 """Throughput: N concurrent 10-task executions with full recording, with recording off, and the raw
 two-queue baseline, on one embedded server in one run; plus the CPU split server / Python.
 
-Run: ``python -m bench.throughput`` (BENCH_SIZES=200,1000 by default).
+Run: ``python -m bench.throughput`` (BENCH_SIZES=200,1000 by default). Each size runs
+``BENCH_THROUGHPUT_ROUNDS`` rounds (default 2), the modes in alternating order so none always
+meets the fuller server; figures are medians over the rounds, ratios are of the medians.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import markdown_table, write_result
+from bench.common import env_int, markdown_table, span, stats, write_result
 from bench.workloads import TEN_TASKS, baseline_workers, cpu_seconds, run_baseline_concurrent
 from stigmer_nb.lab import Lab
 from stigmer_nb.settings import Settings
 
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "200,1000").split(",")]
+ROUNDS = env_int("BENCH_THROUGHPUT_ROUNDS", 2)
+MODES = ("full recording", "recording off", "raw two-queue baseline")
 
 
 def _lab_run(lab: Lab, n: int, server_pid: int) -> dict[str, float]:
@@ -65,8 +69,6 @@ def main() -> dict[str, Any]:
             for execution in [lab.run(TEN_TASKS, input={"n": 0}) for _ in range(20)]:
                 execution.wait(120)
         for n in SIZES:
-            on_r = _lab_run(recording, n, server.pid)
-            off_r = _lab_run(off, n, server.pid)
 
             async def baseline(n: int = n) -> dict[str, float]:
                 async with baseline_workers(recording.client) as (wq, aq):
@@ -76,28 +78,43 @@ def main() -> dict[str, Any]:
                     return {"wall_s": wall, "per_s": n / wall, "cpu_server_s": cpu_seconds(server.pid) - cpu_server,
                             "cpu_python_s": cpu_seconds() - cpu_python}  # fmt: skip
 
-            base = recording._check().call(baseline())
-            results[n] = {"recording": on_r, "recording_off": off_r, "raw_baseline": base}
-            for label, r in (
-                ("full recording", on_r),
-                ("recording off", off_r),
-                ("raw two-queue baseline", base),
-            ):
-                rows.append({"concurrent": n, "mode": label, "runs/s": r["per_s"], "wall (s)": r["wall_s"],
-                             "CPU server (s)": r["cpu_server_s"], "CPU python (s)": r["cpu_python_s"]})  # fmt: skip
+            run = {
+                "full recording": lambda n=n: _lab_run(recording, n, server.pid),
+                "recording off": lambda n=n: _lab_run(off, n, server.pid),
+                "raw two-queue baseline": lambda: recording._check().call(baseline()),
+            }
+            samples: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
+            for r in range(ROUNDS):
+                for mode in MODES if r % 2 == 0 else reversed(MODES):
+                    samples[mode].append(run[mode]())
+            summary = {
+                mode: {key: stats([x[key] for x in xs]) for key in xs[0]} for mode, xs in samples.items()
+            }
+            results[n] = {"rounds": samples, "summary": summary}
+            for mode in MODES:
+                m = summary[mode]
+                rows.append({"concurrent": n, "mode": mode, "runs/s, median (range)": span(m["per_s"]),
+                             "wall (s)": m["wall_s"]["median"], "CPU server (s)": m["cpu_server_s"]["median"],
+                             "CPU python (s)": m["cpu_python_s"]["median"]})  # fmt: skip
+            per_s = {mode: summary[mode]["per_s"]["median"] for mode in MODES}
+            results[n]["ratios"] = {
+                "recording_vs_off": per_s["full recording"] / per_s["recording off"],
+                "recording_vs_raw": per_s["full recording"] / per_s["raw two-queue baseline"],
+            }
             rows.append({"concurrent": n, "mode": "ratio recording/off (target ≥ 0.9)",
-                         "runs/s": on_r["per_s"] / off_r["per_s"]})  # fmt: skip
+                         "runs/s, median (range)": results[n]["ratios"]["recording_vs_off"]})  # fmt: skip
             rows.append({"concurrent": n, "mode": "ratio recording/raw (target ≥ 0.4)",
-                         "runs/s": on_r["per_s"] / base["per_s"]})  # fmt: skip
+                         "runs/s, median (range)": results[n]["ratios"]["recording_vs_raw"]})  # fmt: skip
     finally:
         off.stop()
         recording.stop()
     write_result(
-        "throughput", {"sizes": results, "targets": {"recording_vs_off": 0.9, "recording_vs_raw": 0.4}}
+        "throughput",
+        {"rounds": ROUNDS, "sizes": results, "targets": {"recording_vs_off": 0.9, "recording_vs_raw": 0.4}},
     )
-    print(
-        markdown_table(rows, ["concurrent", "mode", "runs/s", "wall (s)", "CPU server (s)", "CPU python (s)"])
-    )
+    print(f"\n{ROUNDS} rounds per size, modes in alternating order; medians\n")
+    columns = ["concurrent", "mode", "runs/s, median (range)", "wall (s)", "CPU server (s)", "CPU python (s)"]
+    print(markdown_table(rows, columns))
     return results
 
 

@@ -75,6 +75,15 @@ def _encode(row: dict[str, Any], json_columns: list[str]) -> dict[str, Any]:
     return out
 
 
+_TASK_ENCODERS = [(c, c in _TASK_JSON) for c in _TASK_COLUMNS]
+
+
+def _task_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A task row as a tuple in ``_TASK_COLUMNS`` order, JSON columns as text: the writer thread
+    then builds its Arrow batch column by column (about twice as fast as from a list of dicts)."""
+    return tuple(dumps(row.get(c)) if json else row.get(c) for c, json in _TASK_ENCODERS)
+
+
 @dataclass
 class WriterStats:
     """Counters for benchmarks and the lab's status line."""
@@ -94,7 +103,7 @@ class _Op:
     sql: str = ""
     params: Any = None
     row: dict[str, Any] | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 _STOP = object()
@@ -128,7 +137,7 @@ class Writer:
 
     def insert_task_updates(self, rows: list[dict[str, Any]]) -> Future[None]:
         """Append task transitions (the caller writes each (execution_id, seq) once)."""
-        return self._submit(_Op("tasks", Future(), rows=[_encode(r, _TASK_JSON) for r in rows]))
+        return self._submit(_Op("tasks", Future(), rows=[_task_tuple(r) for r in rows]))
 
     def barrier(self) -> Future[None]:
         """A future that resolves once everything submitted before it is committed."""
@@ -203,11 +212,20 @@ class Writer:
         except duckdb.Error:
             pass  # no transaction was open
 
-    def _execute_with(self, sql: str, rows: list[dict[str, Any]], schema: Any) -> None:
-        """Run ``sql`` with the rows registered as the table ``_batch``."""
+    def _execute_with(
+        self, sql: str, rows: list[dict[str, Any]] | list[tuple[Any, ...]], schema: Any
+    ) -> None:
+        """Run ``sql`` with the rows (dicts, or tuples in schema order) registered as ``_batch``."""
         import pyarrow as pa
 
-        self._con.register("_batch", pa.Table.from_pylist(rows, schema=schema))
+        if isinstance(rows[0], dict):
+            table = pa.Table.from_pylist(rows, schema=schema)
+        else:
+            columns = zip(*rows, strict=True)
+            table = pa.Table.from_arrays(
+                [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+            )
+        self._con.register("_batch", table)
         try:
             self._con.execute(sql)
         finally:
@@ -217,7 +235,7 @@ class Writer:
         con = self._con
         inserts: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
-        tasks: list[dict[str, Any]] = []
+        tasks: list[tuple[Any, ...]] = []
         statements = 0
         con.execute("BEGIN TRANSACTION")
         for op in batch:
