@@ -186,7 +186,7 @@ class Lab:
         self._thread: LoopThread | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
-        self._warm_up: asyncio.Future[None] | None = None
+        self._warming: asyncio.Future[None] | None = None
         self.server: EmbeddedServer | None = None
         self._client: Client | None = None
         self._store: HistoryStore | None = None
@@ -265,7 +265,7 @@ class Lab:
             )
         self._worker_tasks = [asyncio.create_task(w.run()) for w in self._workers]
         await self._reconcile()
-        self._warm_up = asyncio.ensure_future(asyncio.to_thread(_warm_up))
+        self._warming = asyncio.ensure_future(asyncio.to_thread(_warm_up))
 
     async def _reconcile(self) -> None:
         """Runs the history shows in flight: resume them, or mark them FAILED if their server is gone."""
@@ -305,8 +305,8 @@ class Lab:
         for task in self._worker_tasks:
             task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
-        if self._warm_up is not None:
-            await asyncio.gather(self._warm_up, return_exceptions=True)
+        if self._warming is not None:
+            await asyncio.gather(self._warming, return_exceptions=True)
         # Blocking calls from here on: at interpreter exit the default executor is already gone.
         if self.server is not None:
             self.server.stop_blocking()
