@@ -73,7 +73,13 @@ class HistoryStore:
 
     def _open(self, path: Path | None, target: str, read_only: bool) -> None:
         if path is not None and not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HistoryError(
+                    f"cannot create the folder of history file {path} ({exc.strerror or exc}); "
+                    "pass a writable home: start(home=...)"
+                ) from None
         if read_only and path is not None and not path.exists():
             raise HistoryError(f"no history file at {path}; run a workflow first or pass --home")
         try:

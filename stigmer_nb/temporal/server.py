@@ -22,7 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HomeInUseError, PortInUseError, ServerStartError, TemporalBinaryNotFoundError
+from ..errors import (
+    ConfigurationError,
+    HomeInUseError,
+    PortInUseError,
+    ServerStartError,
+    TemporalBinaryNotFoundError,
+)
 from ..settings import Settings
 
 __all__ = ["EmbeddedServer", "claim_home", "find_binary", "free_port", "pid_alive", "port_in_use"]
@@ -190,8 +196,14 @@ class EmbeddedServer:
         """
         binary = find_binary(settings)
         home = settings.home.resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        home_lock = claim_home(home)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            home_lock = claim_home(home)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot use {home} as the lab's home ({exc.strerror or exc}); "
+                "pass a writable directory: start(home=...) or STIGMER_NB_HOME"
+            ) from None
         try:
             return cls._spawn(settings, binary, home, home_lock, extra_args or [])
         except BaseException:

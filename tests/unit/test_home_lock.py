@@ -30,3 +30,15 @@ def test_a_dead_holder_leaves_no_claim(tmp_path: Path) -> None:
 def test_home_in_use_is_a_history_lock_error() -> None:
     # Code that catches HistoryLockedError for "another lab has this" keeps working.
     assert issubclass(HomeInUseError, HistoryLockedError)
+
+
+def test_a_home_that_cannot_be_a_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    from stigmer_nb.errors import ConfigurationError
+    from stigmer_nb.settings import Settings
+    from stigmer_nb.temporal.server import EmbeddedServer
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError, match=r"cannot use .*a-file/home as the lab's home"):
+        EmbeddedServer.launch(Settings.from_env({}, home=blocker / "home", ui=False))
+    assert not list(tmp_path.glob("**/temporal.*"))  # nothing launched, nothing written

@@ -151,3 +151,11 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_lock_error_type_is_a_stigmer_error() -> None:
     assert issubclass(HistoryLockedError, Exception)
+
+
+def test_a_history_under_a_file_is_a_history_error(tmp_path: Path) -> None:
+    from stigmer_nb.errors import HistoryError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(HistoryError, match="cannot create the folder of history file"):
+        HistoryStore(tmp_path / "a-file" / "h.duckdb")
