@@ -19,7 +19,8 @@ from ..temporal.types import DSLInput, DSLResult, ExecuteWorkflowInput, Executio
 __all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext"]
 
 _RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
-_HEARTBEAT_EVERY = 1.0  # the SDK throttles sends to 80% of the 5 s heartbeat timeout
+_HEARTBEAT_EVERY = 1.0
+"""Without a heartbeat timeout; with one, a third of it (the SDK sends at most one per 80% of it)."""
 
 
 class ContextSource(Protocol):
@@ -60,13 +61,16 @@ class TemporalContext:
 
 
 async def _heartbeating(awaitable: Any) -> Any:
-    """Await ``awaitable``, heartbeating every second, so a live attempt is never timed out.
+    """Await ``awaitable``, heartbeating so a live attempt is never timed out (a run that ends
+    before the first beat sends none).
 
     If the activity is cancelled meanwhile, the awaited future is left to the caller.
     """
+    timeout = activity.info().heartbeat_timeout
+    every = timeout.total_seconds() / 3 if timeout else _HEARTBEAT_EVERY
     task = asyncio.ensure_future(awaitable)
     while True:
-        done, _ = await asyncio.wait({task}, timeout=_HEARTBEAT_EVERY)
+        done, _ = await asyncio.wait({task}, timeout=every)
         if done:
             return task.result()
         activity.heartbeat()
@@ -189,10 +193,26 @@ class ExecuteWorkflowActivity:
 
 
 def _failed(exc: WorkflowFailureError, run_id: str) -> ExecutionOutcome:
-    """A failed DSL run is a FAILED status, not an activity error (as Stigmer's runner returns it)."""
+    """A failed DSL run is a FAILED status, not an activity error (as Stigmer's runner returns it).
+
+    A cancelled run is a CANCELLED status, unless this attempt was cancelled itself: the invoke
+    workflow cancels the run directly, so the run usually ends before the attempt hears of it.
+    """
     cause = exc.cause
     if isinstance(cause, CancelledError):
-        raise asyncio.CancelledError()
+        details = activity.cancellation_details()
+        if details is not None and details.cancel_requested:
+            raise asyncio.CancelledError()
+        return ExecutionOutcome(
+            phase="EXECUTION_CANCELLED",
+            error={
+                "type": _RUNTIME_ERROR,
+                "status": 499,
+                "title": "Cancelled",
+                "detail": "the run was cancelled",
+            },
+            runner_workflow_id=run_id,
+        )
     error: dict[str, Any] = {
         "type": _RUNTIME_ERROR,
         "status": 500,

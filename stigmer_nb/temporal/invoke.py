@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -46,6 +46,12 @@ _STATUS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attem
 _DRAIN_CHUNK = 500
 # How long the final status waits for progress signals still in flight before writing anyway.
 _TAIL_WAIT = timedelta(seconds=30)
+# How long a silent ExecuteWorkflow attempt lives before Temporal retries it elsewhere (a runner
+# restarting on the same machine releases its dead attempts at once: see recovery). Every heartbeat
+# is a history write: with 1,000 executions waiting, a 5 s timeout (a beat every 4 s) made the
+# beats a tenth of the server's work. Cancel does not wait for a beat (see _cancel_runner).
+_RUNNER_HEARTBEAT = timedelta(seconds=15)
+_CANCEL_RUNNER_PATCH = "cancel-dsl-run-directly"
 
 
 @workflow.defn(name=INVOKE_WORKFLOW)
@@ -115,7 +121,7 @@ class InvokeWorkflowExecutionWorkflow:
             start_to_close_timeout=timedelta(seconds=inp.timeout_seconds),
             # The activity only waits on the DSL workflow; if its worker dies another attempt
             # re-attaches to the same run, so a lost runner costs seconds, not 30 minutes.
-            heartbeat_timeout=timedelta(seconds=5),
+            heartbeat_timeout=_RUNNER_HEARTBEAT,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=1),
                 maximum_interval=timedelta(seconds=5),
@@ -138,6 +144,7 @@ class InvokeWorkflowExecutionWorkflow:
             raise AssertionError("unreachable") from err
         except (asyncio.CancelledError, CancelledError):
             handle.cancel()
+            await self._cancel_runner()
             try:
                 await handle
             except (ActivityError, asyncio.CancelledError, CancelledError):
@@ -174,6 +181,16 @@ class InvokeWorkflowExecutionWorkflow:
             )
         )
         return outcome
+
+    async def _cancel_runner(self) -> None:
+        """Cancel the DSL run now: ExecuteWorkflow hears of its own cancel only with its next
+        heartbeat (up to 12 s away), and returns as soon as the run it waits on ends."""
+        if not workflow.patched(_CANCEL_RUNNER_PATCH):
+            return
+        try:
+            await workflow.get_external_workflow_handle(dsl_workflow_id(self._execution_id)).cancel()
+        except FailureError:
+            pass  # not started yet, or already over: the activity's own cancel covers it
 
     async def _cancelled(self) -> ExecutionOutcome:
         # Take what the runner reported about cut-short tasks, then close the books.

@@ -129,6 +129,34 @@ def test_cancel_from_the_cli(lab: Lab, cli: list[str]) -> None:
     assert execution.error["title"] == "Cancelled"
 
 
+def test_cancel_reaches_the_run_without_waiting_for_a_heartbeat(lab: Lab) -> None:
+    """The invoke workflow cancels the DSL run itself; ExecuteWorkflow hears of its own cancel
+    only with its next heartbeat, up to 12 s later, so the run must not wait for that."""
+    execution = lab.run(SLOW.replace("seconds: 2", "seconds: 60"), input={"i": 0})
+    deadline = time.monotonic() + 30
+    while execution.phase != "EXECUTION_IN_PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)  # past the attempt's first beat: the next is 12 s away
+    execution.cancel()
+    assert execution.wait(8).phase == "EXECUTION_CANCELLED"
+    assert execution.tasks.set_index("name").loc["nap", "status"] == "WORKFLOW_TASK_FAILED"
+
+
+def test_a_run_cancelled_on_the_runner_side_ends_cancelled(lab: Lab) -> None:
+    """Someone cancels the DSL workflow itself (Temporal UI, CLI): the execution ends CANCELLED
+    instead of ExecuteWorkflow retrying against a run that is over."""
+    from stigmer_nb.temporal.names import dsl_workflow_id
+
+    execution = lab.run(SLOW.replace("seconds: 2", "seconds: 60"), input={"i": 0})
+    deadline = time.monotonic() + 30
+    while execution.phase != "EXECUTION_IN_PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lab._check().call(lab.client.get_workflow_handle(dsl_workflow_id(execution.id)).cancel())
+    assert execution.wait(30).phase == "EXECUTION_CANCELLED"
+    assert execution.error["title"] == "Cancelled"
+    assert execution.tasks.set_index("name").loc["nap", "status"] == "WORKFLOW_TASK_FAILED"
+
+
 def test_a_stigmer_worker_process_keeps_recording_without_the_lab(lab_factory: Any, cli: list[str]) -> None:
     """`stigmer-nb worker stigmer` records progress of in-flight runs while no notebook is open."""
     from stigmer_nb.store import HistoryStore
