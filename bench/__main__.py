@@ -16,6 +16,7 @@ MODULES = [
     "bench.recording",
     "bench.analytics",
     "bench.growth",
+    "bench.waiting",
 ]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 
