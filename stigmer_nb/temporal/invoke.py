@@ -52,6 +52,7 @@ _TAIL_WAIT = timedelta(seconds=30)
 # beats a tenth of the server's work. Cancel does not wait for a beat (see _cancel_runner).
 _RUNNER_HEARTBEAT = timedelta(seconds=15)
 _CANCEL_RUNNER_PATCH = "cancel-dsl-run-directly"
+_CANCEL_RUNNER_TRIES = 12
 
 
 @workflow.defn(name=INVOKE_WORKFLOW)
@@ -144,7 +145,7 @@ class InvokeWorkflowExecutionWorkflow:
             raise AssertionError("unreachable") from err
         except (asyncio.CancelledError, CancelledError):
             handle.cancel()
-            await self._cancel_runner()
+            await self._cancel_runner(handle)
             try:
                 await handle
             except (ActivityError, asyncio.CancelledError, CancelledError):
@@ -182,15 +183,27 @@ class InvokeWorkflowExecutionWorkflow:
         )
         return outcome
 
-    async def _cancel_runner(self) -> None:
+    async def _cancel_runner(self, attempt: workflow.ActivityHandle[ExecutionOutcome]) -> None:
         """Cancel the DSL run now: ExecuteWorkflow hears of its own cancel only with its next
-        heartbeat (up to 12 s away), and returns as soon as the run it waits on ends."""
+        heartbeat (up to 12 s away), and returns as soon as the run it waits on ends.
+
+        The run may not exist yet (the attempt is about to start it): ask again each second
+        while the attempt goes on, for as long as a heartbeat could take to carry the cancel.
+        """
         if not workflow.patched(_CANCEL_RUNNER_PATCH):
             return
-        try:
-            await workflow.get_external_workflow_handle(dsl_workflow_id(self._execution_id)).cancel()
-        except FailureError:
-            pass  # not started yet, or already over: the activity's own cancel covers it
+        run = workflow.get_external_workflow_handle(dsl_workflow_id(self._execution_id))
+        for _ in range(_CANCEL_RUNNER_TRIES):
+            try:
+                await run.cancel()
+                return
+            except FailureError:
+                pass  # not started yet, or already over
+            try:
+                await workflow.wait_condition(attempt.done, timeout=timedelta(seconds=1))
+                return
+            except TimeoutError:
+                continue
 
     async def _cancelled(self) -> ExecutionOutcome:
         # Take what the runner reported about cut-short tasks, then close the books.
