@@ -39,6 +39,11 @@ DYNAMIC_CONFIG: dict[str, object] = {
     # Timers fire on time instead of up to a second late (a 300 ms wait took 1 s).
     "history.timerProcessorMaxTimeShift": "10ms",
 }
+# The durable state file: a commit is a write to the write-ahead log, not two fsyncs of a rollback
+# journal. It survives a killed kernel or server (what "durable" promises here); a power cut may
+# lose the last commits, never the file. On this machine: a 1-task run 95 -> 54 ms, 200 runs at
+# once 15 -> 28 runs/s.
+_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 _START_TIMEOUT = 30.0
 
 
@@ -246,6 +251,8 @@ class EmbeddedServer:
             args += ["--namespace", settings.namespace]
         if db_path is not None:
             args += ["--db-filename", str(db_path)]
+            for pragma in _SQLITE_PRAGMAS:
+                args += ["--sqlite-pragma", pragma]
         if ui_port is not None:
             args += ["--ui-ip", "127.0.0.1", "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
             if settings.ui_public_path:
