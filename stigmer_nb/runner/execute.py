@@ -20,7 +20,8 @@ __all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "Tempor
 
 _RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
 _HEARTBEAT_EVERY = 1.0
-"""Without a heartbeat timeout; with one, a third of it (the SDK sends at most one per 80% of it)."""
+"""Seconds between beats when the attempt has no heartbeat timeout; with one, a third of it
+(the SDK sends at most one beat per 80% of the timeout)."""
 
 
 class ContextSource(Protocol):

@@ -262,9 +262,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 def migrate(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     """Bring the file up to ``SCHEMA_VERSION``; returns (found, now). Refuses newer files."""
     found = current_version(con)
-    if found > SCHEMA_VERSION:
-        return found, found
-    if found == SCHEMA_VERSION:
+    if found >= SCHEMA_VERSION:
         return found, found
     # One transaction for every step: a fresh file is written (and synced) once, and a failed
     # step leaves the file as it was.

@@ -289,8 +289,6 @@ class EmbeddedServer:
         from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
         from temporalio.client import Client
 
-        namespace = self.namespace
-
         deadline = time.monotonic() + _START_TIMEOUT
         last_error = ""
         while time.monotonic() < deadline:
@@ -300,9 +298,9 @@ class EmbeddedServer:
                     f"{self._log_tail()}; see {self.log_path}"
                 )
             try:
-                client = await Client.connect(self.target, namespace=namespace)
+                client = await Client.connect(self.target, namespace=self.namespace)
                 await client.workflow_service.describe_namespace(
-                    DescribeNamespaceRequest(namespace=namespace)
+                    DescribeNamespaceRequest(namespace=self.namespace)
                 )
                 return
             except Exception as exc:  # not up yet
