@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from ._loop import LoopThread
@@ -423,11 +424,18 @@ class Lab:
         return Execution(self, execution_id)
 
     def cancel(self, execution_id: str) -> None:
-        """Cancel an execution through Temporal."""
-        record = self.service.get_execution(execution_id)
-        if record.phase.terminal:
+        """Cancel an execution through Temporal (nothing to do once it has ended)."""
+        if self.service.get_execution(execution_id).phase.terminal:
             return
-        self._check().call(self.client.get_workflow_handle(invoke_workflow_id(execution_id)).cancel())
+        try:
+            self._check().call(self.client.get_workflow_handle(invoke_workflow_id(execution_id)).cancel())
+        except RPCError as exc:
+            # It may have ended between the look and the request.
+            if (
+                exc.status != RPCStatusCode.NOT_FOUND
+                or not self.service.get_execution(execution_id).phase.terminal
+            ):
+                raise
 
     def register_function(self, name: str, fn: Callable[..., Any]) -> None:
         """Make ``fn`` callable from documents as ``call: <name>`` (arguments from ``with``)."""

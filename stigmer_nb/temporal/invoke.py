@@ -52,7 +52,9 @@ _TAIL_WAIT = timedelta(seconds=30)
 # beats a tenth of the server's work. Cancel does not wait for a beat (see _cancel_runner).
 _RUNNER_HEARTBEAT = timedelta(seconds=15)
 _CANCEL_RUNNER_PATCH = "cancel-dsl-run-directly"
-_CANCEL_RUNNER_TRIES = 12
+# Between asks while the DSL run does not exist yet: it usually appears within milliseconds, so
+# ask again soon, then each second, for as long as a heartbeat could take to carry the cancel.
+_CANCEL_RUNNER_PAUSES = (0.1, 0.2, 0.4, *([1.0] * 11))
 
 
 @workflow.defn(name=INVOKE_WORKFLOW)
@@ -91,6 +93,16 @@ class InvokeWorkflowExecutionWorkflow:
         return out
 
     async def _update(self, update: StatusUpdate) -> None:
+        """Merge ``update`` into the history. A cancel never cuts a merge short: it lands whole,
+        then the cancel goes on (a cancel is delivered once, so the second await is not cut)."""
+        write = asyncio.ensure_future(self._write(update))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write
+            raise
+
+    async def _write(self, update: StatusUpdate) -> None:
         await workflow.execute_local_activity(
             UPDATE_STATUS_ACTIVITY,
             update,
@@ -139,17 +151,32 @@ class InvokeWorkflowExecutionWorkflow:
                 await self._drain()
             outcome = handle.result()
         except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
-                return await self._cancelled()
+            if workflow.cancellation_reason() is not None or isinstance(err.cause, CancelledError):
+                return await self._cancel(handle)
             await self._system_error(err)
             raise AssertionError("unreachable") from err
         except (asyncio.CancelledError, CancelledError):
-            handle.cancel()
-            await self._cancel_runner(handle)
-            try:
-                await handle
-            except (ActivityError, asyncio.CancelledError, CancelledError):
-                pass
+            return await self._cancel(handle)
+        try:
+            return await self._finish(outcome)
+        except (asyncio.CancelledError, CancelledError):
+            # Too late to cancel: the run is over. Record how it ended (no second cancel comes).
+            return await self._finish(outcome)
+
+    async def _cancel(self, attempt: workflow.ActivityHandle[ExecutionOutcome]) -> ExecutionOutcome:
+        """The execution was cancelled: stop the runner's attempt and its DSL run, then record
+        CANCELLED (or the outcome, if the run ended before the cancel reached it)."""
+        # Let a result that came with the cancel settle first (conditions are checked once
+        # everything ready has run): cancelling a handle whose result is in discards the result.
+        await workflow.wait_condition(lambda: True)
+        if not attempt.done():
+            attempt.cancel()
+            await self._cancel_runner(attempt)
+        try:
+            outcome = await attempt
+        except (ActivityError, asyncio.CancelledError, CancelledError):
+            return await self._cancelled()
+        if outcome.phase == "EXECUTION_CANCELLED":
             return await self._cancelled()
         return await self._finish(outcome)
 
@@ -187,30 +214,28 @@ class InvokeWorkflowExecutionWorkflow:
         """Cancel the DSL run now: ExecuteWorkflow hears of its own cancel only with its next
         heartbeat (up to 12 s away), and returns as soon as the run it waits on ends.
 
-        The run may not exist yet (the attempt is about to start it): ask again each second
-        while the attempt goes on, for as long as a heartbeat could take to carry the cancel.
+        The run may not exist yet (the attempt is about to start it): ask again while the
+        attempt goes on.
         """
         if not workflow.patched(_CANCEL_RUNNER_PATCH):
             return
         run = workflow.get_external_workflow_handle(dsl_workflow_id(self._execution_id))
-        for _ in range(_CANCEL_RUNNER_TRIES):
+        for pause in _CANCEL_RUNNER_PAUSES:
             try:
                 await run.cancel()
                 return
             except FailureError:
                 pass  # not started yet, or already over
             try:
-                await workflow.wait_condition(attempt.done, timeout=timedelta(seconds=1))
+                await workflow.wait_condition(attempt.done, timeout=timedelta(seconds=pause))
                 return
             except TimeoutError:
                 continue
 
     async def _cancelled(self) -> ExecutionOutcome:
-        # Take what the runner reported about cut-short tasks, then close the books.
-        try:
-            await workflow.wait_condition(lambda: bool(self._ready()), timeout=timedelta(seconds=2))
-        except TimeoutError:
-            pass
+        """Close the books with what the runner reported about cut-short tasks. No wait for more:
+        the DSL run signals those before it ends, and the attempt (done by now) ends after the run,
+        so they are already in."""
         await self._update(
             StatusUpdate(
                 execution_id=self._execution_id,
@@ -239,20 +264,19 @@ class InvokeWorkflowExecutionWorkflow:
         if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
             error = {**cause.details[0]}
         try:
-            await workflow.execute_local_activity(
-                UPDATE_STATUS_ACTIVITY,
+            await self._update(
                 StatusUpdate(
                     execution_id=self._execution_id,
                     events=self._ready(),
                     phase="EXECUTION_FAILED",
                     error=error,
                     completed_at=workflow.now().isoformat(),
-                ),
-                schedule_to_close_timeout=_STATUS_TIMEOUT,
-                retry_policy=_STATUS_RETRY,
+                )
             )
         except ActivityError as update_err:
             workflow.logger.error("could not record failure of %s: %s", self._execution_id, update_err)
+        except asyncio.CancelledError:
+            pass  # cancelled while recording the failure: it is recorded; the execution failed
         raise ApplicationError(
             "Workflow execution failed", error, type="ExecutionFailed", non_retryable=True
         ) from err

@@ -142,6 +142,40 @@ def test_cancel_reaches_the_run_without_waiting_for_a_heartbeat(lab: Lab) -> Non
     assert execution.tasks.set_index("name").loc["nap", "status"] == "WORKFLOW_TASK_FAILED"
 
 
+def test_cancel_right_after_run_leaves_no_task_open(lab: Lab) -> None:
+    """Cancelled at once, the run may not exist yet, or may have just begun its tasks: either way
+    the execution ends CANCELLED, every task it began is closed, and nothing arrives later."""
+    executions = [lab.run(SLOW.replace("seconds: 2", "seconds: 60"), input={"i": i}) for i in range(6)]
+    for execution in executions:
+        execution.cancel()
+    for execution in executions:
+        assert execution.wait(30).phase == "EXECUTION_CANCELLED"
+    time.sleep(1)
+    for execution in executions:
+        tasks = execution.tasks
+        assert "WORKFLOW_TASK_IN_PROGRESS" not in set(tasks["status"]), tasks[["name", "status"]]
+        assert "last" not in set(tasks["name"])
+
+
+def test_a_cancel_racing_the_end_of_a_run_still_closes_the_books(lab: Lab) -> None:
+    """Cancels landing anywhere around a short run's end: each execution ends COMPLETED (too late
+    to cancel) or CANCELLED, never stays open, and a cancelled one has no task left running."""
+    quick = SLOW.replace("seconds: 2", "milliseconds: 30")
+    executions = []
+    for i in range(24):
+        execution = lab.run(quick, input={"i": i})
+        time.sleep(0.005 * (i % 12))
+        execution.cancel()
+        executions.append(execution)
+    phases = {execution.wait(30).phase for execution in executions}
+    assert phases <= {"EXECUTION_COMPLETED", "EXECUTION_CANCELLED"}, phases
+    for execution in executions:
+        statuses = set(execution.tasks["status"])
+        assert "WORKFLOW_TASK_IN_PROGRESS" not in statuses, (execution.phase, execution.updates)
+        if execution.phase == "EXECUTION_COMPLETED":
+            assert statuses == {"WORKFLOW_TASK_COMPLETED"}
+
+
 def test_a_run_cancelled_on_the_runner_side_ends_cancelled(lab: Lab) -> None:
     """Someone cancels the DSL workflow itself (Temporal UI, CLI): the execution ends CANCELLED
     instead of ExecuteWorkflow retrying against a run that is over."""
