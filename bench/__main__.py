@@ -17,6 +17,7 @@ MODULES = [
     "bench.analytics",
     "bench.growth",
     "bench.waiting",
+    "bench.cancel",
 ]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 
