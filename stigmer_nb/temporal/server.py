@@ -19,7 +19,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import (
@@ -45,6 +46,10 @@ DYNAMIC_CONFIG: dict[str, object] = {
 # once 15 -> 28 runs/s.
 _SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 _START_TIMEOUT = 30.0
+# A port picked free can be taken before the server binds it (a kernel's ZeroMQ sockets, another
+# server starting): the server then exits at once saying so, and starts again on fresh ports.
+_PORT_CLASH = "address already in use"
+_PORT_RETRIES = 3
 
 
 def find_binary(settings: Settings) -> Path:
@@ -165,6 +170,8 @@ class EmbeddedServer:
     namespace: str = "default"
     home_lock: int | None = None
     """The descriptor holding ``temporal.lock`` (see ``claim_home``); closed by ``stop``."""
+    respawn: Callable[[], EmbeddedServer] | None = field(default=None, repr=False, compare=False)
+    """Launches the same server again, on fresh ports where they were ours to pick."""
 
     @property
     def target(self) -> str:
@@ -236,10 +243,6 @@ class EmbeddedServer:
             "warn",
             "--log-format",
             "pretty",
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
         ]
         dynamic = dict(DYNAMIC_CONFIG)
         if settings.time_skipping:
@@ -274,7 +277,17 @@ class EmbeddedServer:
         pid_path.write_text(
             json.dumps({"pid": process.pid, "port": port, "ui_port": ui_port, "marker": marker})
         )
-        return cls(process, port, ui_port, log_path, pid_path, db_path, settings.namespace, home_lock)
+        return cls(
+            process,
+            port,
+            ui_port,
+            log_path,
+            pid_path,
+            db_path,
+            settings.namespace,
+            home_lock,
+            respawn=lambda: cls._spawn(settings, binary, home, home_lock, extra_args),
+        )
 
     @staticmethod
     def _port(requested: int | None, what: str) -> int:
@@ -291,11 +304,18 @@ class EmbeddedServer:
 
         deadline = time.monotonic() + _START_TIMEOUT
         last_error = ""
+        respawns = 0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                tail = self._log_tail()
+                if _PORT_CLASH in tail and self.respawn is not None and respawns < _PORT_RETRIES:
+                    respawns += 1
+                    again = self.respawn()
+                    self.process, self.port, self.ui_port = again.process, again.port, again.ui_port
+                    continue
                 raise ServerStartError(
                     f"the embedded Temporal server exited with code {self.process.returncode}: "
-                    f"{self._log_tail()}; see {self.log_path}"
+                    f"{tail}; see {self.log_path}"
                 )
             try:
                 client = await Client.connect(self.target, namespace=self.namespace)
@@ -312,8 +332,9 @@ class EmbeddedServer:
         )
 
     def _log_tail(self, lines: int = 5) -> str:
+        """The last lines the latest launch wrote (each launch starts with a ``---`` line)."""
         try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            text = self.log_path.read_text(errors="replace").strip().split("\n--- ")[-1].splitlines()
         except OSError:
             return "no log"
         return " | ".join(line.strip() for line in text[-lines:])
