@@ -61,7 +61,8 @@ def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
     Over a large history this decode is most of ``lab.tasks()``: orjson over a plain list is ~5x
     json.loads over the Arrow-backed column. json.loads takes what orjson refuses (integers past
-    64 bits, NaN).
+    64 bits, NaN). A SQL NULL becomes None, as JSON null does (DuckDB hands a text column's NULL
+    over as NaN, which is truthy: ``if task.error:`` would take it for an error).
     """
     import json
 
@@ -71,9 +72,9 @@ def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
         if col in df.columns:
             values = df[col].tolist()
             try:
-                df[col] = [orjson.loads(v) if isinstance(v, str) else v for v in values]
+                df[col] = [orjson.loads(v) if isinstance(v, str) else None for v in values]
             except orjson.JSONDecodeError:
-                df[col] = [json.loads(v) if isinstance(v, str) else v for v in values]
+                df[col] = [json.loads(v) if isinstance(v, str) else None for v in values]
     return df
 
 

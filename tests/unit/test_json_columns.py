@@ -15,11 +15,16 @@ def _frame(values: list[str | None]) -> pd.DataFrame:
     return con.execute("SELECT * FROM t ORDER BY i").df()
 
 
-def test_json_text_becomes_python_values_and_nulls_stay_missing() -> None:
+def test_json_text_becomes_python_values_and_sql_null_becomes_none() -> None:
     df = _json_columns(_frame(['{"a": [1, 2.5, "x"]}', None, '"text"', "true"]), ("output", "missing"))
     values = list(df["output"])
     assert values[0] == {"a": [1, 2.5, "x"]} and values[2:] == ["text", True]
-    assert pd.isna(values[1])
+    assert values[1] is None  # not NaN, which is truthy
+    assert pd.isna(values[1])  # and still missing to pandas
+
+
+def test_an_all_null_column_is_none_too() -> None:
+    assert list(_json_columns(_frame([None, None]), ("output",))["output"]) == [None, None]
 
 
 def test_values_orjson_refuses_still_decode() -> None:
