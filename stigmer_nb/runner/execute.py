@@ -11,6 +11,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
 
+from ..dsl.problems import problem
 from ..errors import StigmerError
 from ..settings import Settings
 from ..temporal.names import CONTEXT_UPDATE, DSL_WORKFLOW, EXECUTE_WORKFLOW_ACTIVITY, dsl_workflow_id
@@ -18,7 +19,6 @@ from ..temporal.types import DSLInput, DSLResult, ExecuteWorkflowInput, Executio
 
 __all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext"]
 
-_RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
 _HEARTBEAT_EVERY = 1.0
 """Seconds between beats when the attempt has no heartbeat timeout; with one, a third of it
 (the SDK sends at most one beat per 80% of the timeout)."""
@@ -78,7 +78,7 @@ async def _heartbeating(awaitable: Any) -> Any:
 
 
 def _setup_error(message: str) -> ApplicationError:
-    details = {"type": _RUNTIME_ERROR, "status": 500, "title": "Setup failed", "detail": message}
+    details = problem("runtime", message, title="Setup failed")
     return ApplicationError(message, details, type="SetupError", non_retryable=True)
 
 
@@ -206,20 +206,12 @@ def _failed(exc: WorkflowFailureError, run_id: str) -> ExecutionOutcome:
             raise asyncio.CancelledError()
         return ExecutionOutcome(
             phase="EXECUTION_CANCELLED",
-            error={
-                "type": _RUNTIME_ERROR,
-                "status": 499,
-                "title": "Cancelled",
-                "detail": "the run was cancelled",
-            },
+            error=problem("runtime", "the run was cancelled", status=499, title="Cancelled"),
             runner_workflow_id=run_id,
         )
-    error: dict[str, Any] = {
-        "type": _RUNTIME_ERROR,
-        "status": 500,
-        "title": "Workflow execution failed",
-        "detail": f"Workflow execution failed: {cause or exc}",
-    }
+    error = problem(
+        "runtime", f"Workflow execution failed: {cause or exc}", title="Workflow execution failed"
+    )
     last_seq = 0
     events: list[Any] = []
     if isinstance(cause, ApplicationError) and cause.details:

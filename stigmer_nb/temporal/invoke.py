@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from ..dsl.problems import problem
     from .names import (
         CONTEXT_UPDATE,
         EXECUTE_WORKFLOW_ACTIVITY,
@@ -40,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["InvokeWorkflowExecutionWorkflow"]
 
-_RUNTIME_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/runtime"
 _STATUS_TIMEOUT = timedelta(seconds=30)
 _STATUS_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 _DRAIN_CHUNK = 500
@@ -241,12 +241,7 @@ class InvokeWorkflowExecutionWorkflow:
                 execution_id=self._execution_id,
                 events=self._ready(),
                 phase="EXECUTION_CANCELLED",
-                error={
-                    "type": _RUNTIME_ERROR,
-                    "status": 499,
-                    "title": "Cancelled",
-                    "detail": "the execution was cancelled",
-                },
+                error=problem("runtime", "the execution was cancelled", status=499, title="Cancelled"),
                 completed_at=workflow.now().isoformat(),
             )
         )
@@ -255,12 +250,7 @@ class InvokeWorkflowExecutionWorkflow:
     async def _system_error(self, err: ActivityError) -> None:
         cause = err.cause
         message = str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
-        error = {
-            "type": _RUNTIME_ERROR,
-            "status": 500,
-            "title": "Workflow execution failed",
-            "detail": f"Workflow execution failed: {message}",
-        }
+        error = problem("runtime", f"Workflow execution failed: {message}", title="Workflow execution failed")
         if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
             error = {**cause.details[0]}
         try:
