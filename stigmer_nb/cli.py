@@ -227,26 +227,36 @@ def cmd_cancel(args: argparse.Namespace) -> NoReturn:
     settings = Settings.from_env(**_options(args))
     target = settings.temporal_host_port or _embedded_target(settings)
 
-    async def go() -> None:
-        from temporalio.service import RPCError
+    async def go() -> str:
+        from temporalio.client import WorkflowExecutionStatus
+        from temporalio.service import RPCError, RPCStatusCode
 
         from .lab import connect_client
         from .temporal.converter import sealing_converter
 
         converter = sealing_converter(settings)
         client = await connect_client(target, settings, converter)
+        handle = client.get_workflow_handle(invoke_workflow_id(args.execution_id))
+        # The server accepts a cancel of a closed workflow silently: look first, so an ended
+        # execution says so (nothing to do, as lab.cancel) and an unknown id is an error.
         try:
-            await client.get_workflow_handle(invoke_workflow_id(args.execution_id)).cancel()
+            status = (await handle.describe()).status
+            if status == WorkflowExecutionStatus.RUNNING:
+                await handle.cancel()
+                return f"cancel requested for {args.execution_id}"
         except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                _fail(f"no execution {args.execution_id} on {target}: check the id")
             _fail(f"cannot cancel {args.execution_id}: {exc}")
+        ended = status.name.lower() if status is not None else "ended"
+        return f"{args.execution_id} has already ended ({ended}): nothing to cancel"
 
     try:
         if target is None:
             raise TemporalUnreachableError("(no running lab)", 0, "start a lab or pass --temporal")
-        asyncio.run(go())
+        print(asyncio.run(go()))
     except StigmerError as exc:
         _fail(str(exc))
-    print(f"cancel requested for {args.execution_id}")
     _leave(0)
 
 

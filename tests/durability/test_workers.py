@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from stigmer_nb.lab import Lab
+from stigmer_nb.temporal.names import invoke_workflow_id
 
 from ..integration.test_remote_runner import start_runner, stop
 
@@ -127,6 +128,25 @@ def test_cancel_from_the_cli(lab: Lab, cli: list[str]) -> None:
     time.sleep(1)
     assert len(execution.updates) == rows  # nothing arrives after the cancel
     assert execution.error["title"] == "Cancelled"
+
+
+def test_cli_cancel_of_an_ended_or_unknown_execution(lab: Lab, cli: list[str]) -> None:
+    """An execution that has ended is nothing to cancel (exit 0, as ``lab.cancel``); an id the
+    server has never seen is a usage error (exit 2) that says so."""
+    done = lab.run(SLOW.replace("seconds: 2", "seconds: 0"), input={"i": 0}).wait(60)
+    assert done.phase == "EXECUTION_COMPLETED"
+    # The row says COMPLETED a moment before the invoke workflow itself closes.
+    lab._check().call(lab.client.get_workflow_handle(invoke_workflow_id(done.id)).result())
+    where = ["--temporal", str(lab.settings.temporal_host_port), "--home", str(lab.settings.home)]
+    ended = subprocess.run([*cli, "cancel", done.id, *where], capture_output=True, text=True, timeout=60)
+    assert ended.returncode == 0, ended.stderr
+    assert f"{done.id} has already ended (completed): nothing to cancel" in ended.stdout
+    assert lab.execution(done.id).phase == "EXECUTION_COMPLETED"
+    unknown = subprocess.run(
+        [*cli, "cancel", "wex-01nosuchexecution", *where], capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2
+    assert "no execution wex-01nosuchexecution" in unknown.stderr and "check the id" in unknown.stderr
 
 
 def test_cancel_reaches_the_run_without_waiting_for_a_heartbeat(lab: Lab) -> None:
