@@ -21,10 +21,16 @@ where the lag goes, ``Service.update_status`` is wrapped while the load runs (a 
 earliest transition in the update → merge entered is the trip through Temporal; merge entered →
 committed is the recording itself. The CPU split is this process (both workers, the merge, the
 writer) against the embedded server.
+
+The second baseline is what Temporal itself gives under the same load: while the load runs, raw
+temporalio workflows on the same server make the bare trip a progress report makes (one workflow
+signals another from its first task; sender task started → receiver task started), one at a time.
+No trip through Temporal can be faster than that, so it is the floor under ours.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -33,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -42,6 +49,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from bench.baseline import SignalReceiverWorkflow, SignalSenderWorkflow
 from bench.common import env_int, markdown_table, percentile, span, stats, write_result
 from bench.synthetic import WorkflowRef, execution
 from bench.workloads import TEN_TASKS, cpu_seconds
@@ -56,6 +64,8 @@ ROWS = env_int("BENCH_RECORDING_ROWS", 200_000)
 REPEATS = env_int("BENCH_RECORDING_REPEATS", 3)
 CONCURRENT = [int(x) for x in (os.environ.get("BENCH_RECORDING_CONCURRENT") or "200,1000").split(",")]
 IDLE = env_int("BENCH_RECORDING_IDLE", 20)
+IDLE_TRIPS_S = 3.0
+"""How long the bare signal trip is timed on the idle lab."""
 TARGET_ROWS_PER_S = 50_000
 TARGET_LAG_P95_MS = 250
 
@@ -215,6 +225,85 @@ def _status_timing(records: list[tuple[float, float]]) -> Iterator[None]:
         Service.update_status = original  # type: ignore[method-assign]
 
 
+_TRIP_GAP_S = 0.2
+"""Pause between two signal trips: one trip at a time, a few a second, so the probe adds little load."""
+
+
+async def _trip_ms(lab: Lab, sender_id: str, receiver_id: str) -> float:
+    """Sender's first task started → receiver's task started after the signal, in ms (server times)."""
+    from temporalio.api.enums.v1 import EventType
+
+    async def events(workflow_id: str) -> list[tuple[int, float]]:
+        handle = lab.client.get_workflow_handle(workflow_id)
+        return [
+            (e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp())
+            async for e in handle.fetch_history_events()
+        ]
+
+    sent = next(
+        t for kind, t in await events(sender_id) if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    )
+    received = await events(receiver_id)
+    signalled = next(t for kind, t in received if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    picked = next(
+        t for kind, t in received if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and t >= signalled
+    )
+    return (picked - sent) * 1000
+
+
+@contextlib.contextmanager
+def _signal_trips(lab: Lab) -> Iterator[list[float]]:
+    """The bare Temporal trip a progress report makes, timed while the body runs.
+
+    Raw temporalio, no stigmer_nb code: a workflow signals another from its first task, timed from
+    that task's start to the receiver's task start. Ours is timed from the DSL activation to the
+    commit, so it covers this trip plus the recording. One trip at a time, with their own workers
+    and queues on the lab's server and loop; the list is filled on exit.
+    """
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+    loop = lab._check()
+    sender_queue, receiver_queue = f"bench-send-{uuid.uuid4()}", f"bench-receive-{uuid.uuid4()}"
+    stop = threading.Event()
+    pairs: list[tuple[str, str]] = []
+
+    async def probe() -> None:
+        workers = [
+            Worker(lab.client, task_queue=queue, workflows=[wf], workflow_runner=UnsandboxedWorkflowRunner())
+            for queue, wf in ((sender_queue, SignalSenderWorkflow), (receiver_queue, SignalReceiverWorkflow))
+        ]
+        running = [asyncio.ensure_future(w.run()) for w in workers]
+        try:
+            while not stop.is_set():
+                receiver_id, sender_id = f"bench-receiver-{uuid.uuid4()}", f"bench-sender-{uuid.uuid4()}"
+                receiver = await lab.client.start_workflow(
+                    SignalReceiverWorkflow.run, id=receiver_id, task_queue=receiver_queue
+                )
+                await asyncio.sleep(_TRIP_GAP_S / 2)  # the receiver is waiting before the trip starts
+                await lab.client.execute_workflow(
+                    SignalSenderWorkflow.run, receiver_id, id=sender_id, task_queue=sender_queue
+                )
+                await receiver.result()
+                pairs.append((sender_id, receiver_id))
+                await asyncio.sleep(_TRIP_GAP_S / 2)
+        finally:
+            for w in workers:
+                await w.shutdown()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def measure() -> list[float]:
+        return [await _trip_ms(lab, s, r) for s, r in pairs]
+
+    trips: list[float] = []
+    running = loop.submit(probe())
+    try:
+        yield trips
+    finally:
+        stop.set()
+        running.result(120)
+        trips.extend(loop.call(measure()))
+
+
 def _load(lab: Lab, n: int) -> dict[str, Any]:
     """``n`` concurrent 10-task executions; their lag, where it goes, and the CPU split."""
     writer = lab.store.writer
@@ -223,7 +312,7 @@ def _load(lab: Lab, n: int) -> dict[str, Any]:
     cpu_python, cpu_server = cpu_seconds(), cpu_seconds(lab.server.pid)
     split: list[tuple[float, float]] = []
     t0 = time.perf_counter()
-    with _status_timing(split), ThreadPoolExecutor(8) as pool:
+    with _status_timing(split), _signal_trips(lab) as trips, ThreadPoolExecutor(8) as pool:
         executions = list(pool.map(lambda i: lab.run(TEN_TASKS, input={"n": i}), range(n)))
         for e in executions:
             e.wait(1800)
@@ -244,6 +333,7 @@ def _load(lab: Lab, n: int) -> dict[str, Any]:
         "mean_commit_ms": (writer.stats.commit_seconds - commit0) / max(commits, 1) * 1000,
         "transit_ms": _lag_summary(transit) if transit else {},
         "merge_and_commit_ms": _lag_summary(record) if record else {},
+        "signal_trip_ms": _lag_summary(trips) if trips else {},
         "lags_ms_sample": sorted(lags)[:: max(1, len(lags) // 200)],
         "hops_ms": _hops(lab, [e.id for e in executions]),
     }
@@ -306,13 +396,15 @@ def lag_under_load(root: Path) -> dict[str, Any]:
             execution_.wait(120)  # warm-up
         idle_ids = [lab.run(TEN_TASKS, input={"n": i}).wait(60).id for i in range(IDLE)]
         idle = _lag_summary(_lags_ms(lab, idle_ids))
+        with _signal_trips(lab) as idle_trips:
+            time.sleep(IDLE_TRIPS_S)
         loaded = {}
         for n in CONCURRENT:
             loaded[n] = _load(lab, n)
             print(f"  lag at {n} concurrent: p95 {loaded[n]['p95_ms']:.0f} ms", flush=True)
     finally:
         lab.stop()
-    return {"idle": idle, "loaded": loaded}
+    return {"idle": idle, "idle_signal_trip_ms": _lag_summary(idle_trips), "loaded": loaded}
 
 
 def main() -> dict[str, Any]:
@@ -347,18 +439,40 @@ def main() -> dict[str, Any]:
     idle = lag["idle"]
     rows = []
     for n, loaded in lag["loaded"].items():
+        trip = loaded["signal_trip_ms"]
         for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("max_ms", "max")):
             rows.append({
                 "load": f"{n} concurrent", "lag": label, "ms": loaded[key],
                 "idle baseline ms": idle[key], "ratio": loaded[key] / idle[key] if idle[key] else float("nan"),
                 "of which Temporal transit ms": loaded["transit_ms"].get(key, float("nan")),
                 "of which merge + commit ms": loaded["merge_and_commit_ms"].get(key, float("nan")),
+                "bare signal trip, same load ms": trip.get(key, float("nan")),
+                "ratio to the trip": loaded[key] / trip[key] if trip.get(key) else float("nan"),
                 "target": f"≤ {TARGET_LAG_P95_MS}" if key == "p95_ms" else "",
             })  # fmt: skip
     print(
         f"\n(b) occurred_at → recorded_at over every row of the loaded runs; idle: {IDLE} sequential runs\n"
     )
     print(markdown_table(rows, list(rows[0])))
+    trips = [
+        {
+            "load": load,
+            "p50 ms": t["p50_ms"],
+            "p95 ms": t["p95_ms"],
+            "max ms": t["max_ms"],
+            "trips": t["rows"],
+        }
+        for load, t in [
+            ("idle", lag["idle_signal_trip_ms"]),
+            *((f"{n} concurrent", r["signal_trip_ms"]) for n, r in lag["loaded"].items()),
+        ]
+    ]
+    print(
+        "\nThe bare Temporal trip under the same load, same server, same run: raw temporalio, a workflow"
+        " signalling another from its first task (sender task started → receiver task started), one"
+        f" trip at a time every ~{_TRIP_GAP_S:.1f} s while the load runs\n"
+    )
+    print(markdown_table(trips, list(trips[0])))
     context = [
         {"load": f"{n} concurrent", "executions/s": r["executions_per_s"], "CPU python (s)": r["cpu_python_s"],
          "CPU server (s)": r["cpu_server_s"], "wall (s)": r["wall_s"], "commits": r["commits"],
