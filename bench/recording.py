@@ -225,6 +225,15 @@ def _status_timing(records: list[tuple[float, float]]) -> Iterator[None]:
         Service.update_status = original  # type: ignore[method-assign]
 
 
+async def _events(lab: Lab, workflow_id: str) -> list[tuple[int, float]]:
+    """A workflow's history as (event type, server time in epoch seconds)."""
+    handle = lab.client.get_workflow_handle(workflow_id)
+    return [
+        (e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp())
+        async for e in handle.fetch_history_events()
+    ]
+
+
 _TRIP_GAP_S = 0.2
 """Pause between two signal trips: one trip at a time, a few a second, so the probe adds little load."""
 
@@ -233,17 +242,10 @@ async def _trip_ms(lab: Lab, sender_id: str, receiver_id: str) -> float:
     """Sender's first task started → receiver's task started after the signal, in ms (server times)."""
     from temporalio.api.enums.v1 import EventType
 
-    async def events(workflow_id: str) -> list[tuple[int, float]]:
-        handle = lab.client.get_workflow_handle(workflow_id)
-        return [
-            (e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp())
-            async for e in handle.fetch_history_events()
-        ]
-
     sent = next(
-        t for kind, t in await events(sender_id) if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+        t for kind, t in await _events(lab, sender_id) if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
     )
-    received = await events(receiver_id)
+    received = await _events(lab, receiver_id)
     signalled = next(t for kind, t in received if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
     picked = next(
         t for kind, t in received if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED and t >= signalled
@@ -354,13 +356,6 @@ def _hops(lab: Lab, ids: list[str], sample: int = 100) -> dict[str, dict[str, fl
 
     from stigmer_nb.temporal.names import dsl_workflow_id, invoke_workflow_id
 
-    async def events(workflow_id: str) -> list[tuple[int, float]]:
-        handle = lab.client.get_workflow_handle(workflow_id)
-        return [
-            (e.event_type, e.event_time.ToDatetime(tzinfo=UTC).timestamp())
-            async for e in handle.fetch_history_events()
-        ]
-
     recorded = {
         r[0]: r[1].timestamp()
         for r in lab.store.rows(
@@ -372,8 +367,8 @@ def _hops(lab: Lab, ids: list[str], sample: int = 100) -> dict[str, dict[str, fl
     hops: dict[str, list[float]] = {key: [] for key in HOPS.values()}
     loop = lab._check()
     for eid in ids[:: max(1, len(ids) // sample)]:
-        dsl = loop.call(events(dsl_workflow_id(eid)))
-        invoke = loop.call(events(invoke_workflow_id(eid)))
+        dsl = loop.call(_events(lab, dsl_workflow_id(eid)))
+        invoke = loop.call(_events(lab, invoke_workflow_id(eid)))
         task = next(t for kind, t in dsl if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
         closed = next(t for kind, t in dsl if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
         result = next(t for kind, t in invoke if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
