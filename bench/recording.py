@@ -25,7 +25,8 @@ writer) against the embedded server.
 The second baseline is what Temporal itself gives under the same load: while the load runs, raw
 temporalio workflows on the same server make the bare trip a progress report makes (one workflow
 signals another from its first task; sender task started → receiver task started), one at a time.
-No trip through Temporal can be faster than that, so it is the floor under ours.
+Both ways our progress travels (a signal, or the run's result through ExecuteWorkflow) cover at
+least this trip, plus the recording: it is the floor under ours.
 """
 
 from __future__ import annotations
