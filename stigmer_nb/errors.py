@@ -14,7 +14,8 @@ The tree::
     │   ├── HistoryLockedError          another process holds the file
     │   │   └── HomeInUseError              another lab runs on the same home
     │   ├── SchemaVersionError          the file was written by a newer stigmer_nb
-    │   └── ReadOnlySQLError            a write was sent through the read-only SQL path
+    │   ├── ReadOnlySQLError            a write was sent through the read-only SQL path
+    │   └── ProtectedPathError          user SQL tried to read the lab's private files
     ├── InvalidInputError           bad input, refused before anything was written
     │   ├── DSLValidationError          the workflow document has problems (all listed)
     │   └── InputTooLargeError          the execution input exceeds the size limit
@@ -44,6 +45,7 @@ __all__ = [
     "NotFoundError",
     "PortInUseError",
     "Problem",
+    "ProtectedPathError",
     "ReadOnlySQLError",
     "SchemaVersionError",
     "ServerStartError",
@@ -173,12 +175,22 @@ class SchemaVersionError(HistoryError):
 class ReadOnlySQLError(HistoryError):
     """A statement that writes was sent through the read-only SQL path."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, found: str = "") -> None:
+        # ``found`` says what was seen in a query ("a DELETE inside a WITH clause changes the history").
+        what = found or f"{kind} statements change the history"
         super().__init__(
-            f"{kind} statements change the history and the SQL path is read-only; allow writes "
+            f"{what} and the SQL path is read-only; allow writes "
             "explicitly if you mean it (lab.sql(..., write=True), %%stigmer_sql --write, stigmer-nb sql --write)"
         )
         self.kind = kind
+
+
+class ProtectedPathError(HistoryError):
+    """User SQL named a file it may not read: one inside the lab's home, or the history file."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"user SQL may not read {path}: {why}")
+        self.path = path
 
 
 Problem = dict[str, Any]
