@@ -86,6 +86,14 @@ class SecretValues:
         pattern = self._pattern
         return pattern is not None and pattern.search(data) is not None
 
+    def redact(self, text: str) -> str:
+        """``text`` with each known secret (plain or JSON-escaped) replaced by ``***`` (for logs)."""
+        pattern = self._pattern
+        if pattern is None:
+            return text
+        data = text.encode("utf-8", "surrogatepass")
+        return pattern.sub(b"***", data).decode("utf-8", "surrogatepass") if pattern.search(data) else text
+
     def __len__(self) -> int:
         return len(self._values)
 
