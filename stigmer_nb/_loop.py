@@ -9,6 +9,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .logs import loop_exception_handler
+
 __all__ = ["LoopThread"]
 
 T = TypeVar("T")
@@ -19,6 +21,10 @@ class LoopThread:
 
     def __init__(self, name: str = "stigmer-nb-lab") -> None:
         self.loop = asyncio.new_event_loop()
+        # Unhandled errors go to the lab's log, not to stderr (a random cell); the executor's threads
+        # are named so that their warnings go there too (see logs.THREAD_PREFIX).
+        self.loop.set_exception_handler(loop_exception_handler)
+        self.loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(thread_name_prefix=f"{name}-io"))
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()

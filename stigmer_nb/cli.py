@@ -284,6 +284,7 @@ def cmd_worker(args: argparse.Namespace) -> NoReturn:
 
 
 async def _run_worker(side: str, settings: Any) -> None:
+    from . import logs
     from .dsl.activities import EffectActivities, Registry
     from .dsl.events import broadcast
     from .lab import connect_client
@@ -293,6 +294,10 @@ async def _run_worker(side: str, settings: Any) -> None:
     from .temporal.workers import runner_side_workers, stigmer_side_workers
 
     values = SecretValues()
+    # Failed activity attempts and their tracebacks go to <home>/workers.log, not stderr (a run
+    # exits through os._exit: the file is flushed after each line).
+    logs.attach(settings.home, redact=values.redact)
+    asyncio.get_running_loop().set_exception_handler(logs.loop_exception_handler)
     converter = sealing_converter(settings, values)
     client = await connect_client(settings.temporal_host_port, settings, converter)
     store = None
@@ -321,7 +326,11 @@ async def _run_worker(side: str, settings: Any) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(w.run()) for w in workers]
     queues = ", ".join(w.task_queue for w in workers)
-    print(f"stigmer-nb worker {side}: polling {queues} on {settings.temporal_host_port}", flush=True)
+    print(
+        f"stigmer-nb worker {side}: polling {queues} on {settings.temporal_host_port}"
+        f" (log: {logs.log_path(settings.home)})",
+        flush=True,
+    )
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for worker in workers:

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from . import logs
 from ._loop import LoopThread
 from .dsl.activities import EffectActivities, Registry
 from .dsl.events import broadcast
@@ -211,6 +212,7 @@ class Lab:
         self.recovered: dict[str, list[str]] = {"lost": [], "resumed": []}
         """What the start found in the history: runs resumed, and runs lost with their server."""
         self._stopped = False
+        self._log: logs.LogHandle | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -224,6 +226,8 @@ class Lab:
         lab = cls(settings)
         lab.server = server
         try:
+            # Worker logs (tracebacks of failed activity attempts) go to the home, never a cell.
+            lab._log = logs.attach(settings.home, redact=lab.secret_values.redact)
             lab._thread = LoopThread()
             lab._thread.call(lab._start())
         except BaseException:
@@ -311,6 +315,8 @@ class Lab:
                 self.server.stop_blocking()
             if self._store is not None:
                 self._store.close()
+        if self._log is not None:
+            logs.detach(self._log)
 
     async def _teardown(self) -> None:
         for worker in self._workers:
@@ -371,6 +377,11 @@ class Lab:
         if self._store is None:
             raise LabStateError("the lab has not started")
         return self._store
+
+    @property
+    def log_path(self) -> Path:
+        """The workers' log (``<home>/workers.log``): failed activity attempts with their tracebacks."""
+        return logs.log_path(self.settings.home)
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,53 @@
+"""``stigmer-nb run`` of a failing workflow: the failure on stdout, the tracebacks in the home's log."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import queue_env
+
+pytestmark = pytest.mark.integration
+
+# Port 1 is closed: each attempt is a retryable ConnectError that temporalio logs with a traceback.
+CLOSED_PORT = """
+document: {dsl: '1.0.0', namespace: cli, name: cli-closed-port, version: '1.0.0'}
+do:
+  - fetch:
+      call: http
+      with:
+        method: get
+        endpoint: http://127.0.0.1:1/
+"""
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_a_failing_activity_keeps_stderr_clean(
+    cli: list[str], tmp_path: Path, temporal_server: Any, as_json: bool
+) -> None:
+    doc = tmp_path / "closed.yaml"
+    doc.write_text(CLOSED_PORT)
+    home = tmp_path / "h"
+    env = {
+        **os.environ,
+        **queue_env(f"cli-logs-{as_json}-{os.getpid()}"),
+        "TEMPORAL_HOST_PORT": temporal_server.target,
+    }
+    args = [*cli, "run", str(doc), "--home", str(home), *(["--json"] if as_json else [])]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+
+    assert proc.returncode == 1, proc.stderr  # README: 1 failed
+    assert len(proc.stderr.splitlines()) <= 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    if as_json:
+        assert json.loads(proc.stdout)["error"]["title"] == "Connection failed"
+    else:
+        assert "EXECUTION_FAILED" in proc.stdout and "Connection failed" in proc.stdout
+    log = (home / "workers.log").read_text()
+    assert "Completing activity as failed" in log and "Traceback (most recent call last)" in log
+    assert "ConnectError: All connection attempts failed" in log
