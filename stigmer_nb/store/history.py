@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..errors import HistoryError, HistoryLockedError, ReadOnlySQLError, SchemaVersionError
+from ..errors import HistoryError, HistoryLockedError, SchemaVersionError
 from .schema import SCHEMA_VERSION, current_version, migrate
+from .sqlguard import Protected, SQLGuard
 from .values import dumps
 from .writer import Writer
 
@@ -46,12 +49,39 @@ def classify_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
     return kinds
 
 
+def _protected(path: Path | None, extra: Sequence[Path]) -> list[Protected]:
+    """What user SQL may not read: the history file (with its WAL), and ``extra``."""
+    found: list[Protected] = []
+    for given in extra:
+        real = os.path.realpath(given)
+        if os.path.isfile(real):
+            why = f"{real} is one of the lab's private files (such as its codec key)"
+        else:
+            # A folder, or not created yet (the home before the first start): protect what goes in it.
+            why = (
+                f"it is inside {real}, which the lab keeps private (its home holds the codec key, "
+                "server state and history); copy the data you need to another folder and read it there"
+            )
+        found.append(Protected(real, why, folder=not os.path.isfile(real)))
+    if path is not None:
+        why = "it is the history file itself; query its tables and views instead"
+        real = os.path.realpath(path)
+        found += [
+            Protected(real, why),
+            Protected(real + ".wal", why),
+            Protected(real + ".tmp", why, folder=True),
+        ]
+    return found
+
+
 class HistoryStore:
     """One open history file: the read-write connection, the writer, and cursors for readers."""
 
-    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | None, *, read_only: bool = False, protected: Sequence[Path] = ()) -> None:
+        """``protected``: paths user SQL may not read (the lab passes its home and codec key)."""
         self.path = path
         self.read_only = read_only
+        self._guard = SQLGuard(_protected(path, protected))
         target = ":memory:" if path is None else str(path)
         self._claim = str(path.resolve()) if path is not None and not read_only else None
         if self._claim is not None:
@@ -147,25 +177,54 @@ class HistoryStore:
         return self.cursor().execute(sql, params).fetchall()
 
     def sql(self, sql: str, params: Any = None, *, write: bool = False) -> pd.DataFrame | None:
-        """Run user SQL: read-only unless ``write=True``; the last statement's result as a DataFrame."""
+        """Run user SQL: read-only unless ``write=True``; the last statement's result as a DataFrame.
+
+        Read-only means SELECT and EXPLAIN statements, checked node by node (a DELETE inside a
+        WITH clause is refused, as is what DuckDB cannot serialize for checking, and functions
+        that change state such as nextval or checkpoint), run in a transaction that is always
+        rolled back. Either way user SQL reads the history's tables and views, and data files
+        anywhere else (``read_parquet('export.parquet')``, ``FROM 'x.csv'``), given as literal
+        paths or globs; never anything inside the lab's home (codec key, server state and log,
+        the history file and its WAL) nor the history file wherever it is: those raise
+        ProtectedPathError.
+        """
         cur = self.cursor()
-        kinds = classify_sql(cur, sql)
+        kinds = self._guard.check(cur, sql, write=write)
         if not kinds:
             raise HistoryError("no SQL statement given")
-        if not write:
-            for kind in kinds:
-                if kind not in _READ_ONLY_KINDS:
-                    raise ReadOnlySQLError(kind)
-        elif self.writer is None:
+        if write and self.writer is None:
             raise HistoryError("this history file was opened read-only; writes need the lab that owns it")
         if write and any(k not in _READ_ONLY_KINDS for k in kinds):
             # Writes are serialised with the lab's own writes: wait for what is queued first.
             assert self.writer is not None
             self.writer.flush()
+        if not write:
+            return self._read(cur, sql, params)
         try:
             return cur.execute(sql, params).df()
         except duckdb.Error as exc:
             raise HistoryError(str(exc).splitlines()[0]) from None
+
+    def _read(self, cur: duckdb.DuckDBPyConnection, sql: str, params: Any) -> pd.DataFrame | None:
+        # Defence in depth: a write the check missed is rolled back with the transaction. The
+        # lab's writer commits on its own cursor meanwhile (DuckDB is MVCC); this read sees its
+        # snapshot.
+        try:
+            cur.execute("BEGIN")
+        except duckdb.Error:
+            raise HistoryError(
+                "a transaction opened with write=True is still open on this thread; "
+                "end it first: lab.sql('COMMIT', write=True) or 'ROLLBACK'"
+            ) from None
+        try:
+            return cur.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise HistoryError(str(exc).splitlines()[0]) from None
+        finally:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failed statement already ended it
 
     # --- lifecycle --------------------------------------------------------------------------
 
