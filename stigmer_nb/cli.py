@@ -177,7 +177,9 @@ def _open_store(args: argparse.Namespace, *, write: bool = False) -> Any:
     from .store import HistoryStore
 
     settings = Settings.from_env(**_options(args))
-    return HistoryStore(settings.history_path, read_only=not write)
+    return HistoryStore(
+        settings.history_path, read_only=not write, protected=(settings.home, settings.home / "codec.key")
+    )
 
 
 def cmd_history(args: argparse.Namespace) -> NoReturn:
@@ -305,7 +307,7 @@ async def _run_worker(side: str, settings: Any) -> None:
         from .service import Service
         from .store import HistoryStore
 
-        store = HistoryStore(settings.history_path)
+        store = HistoryStore(settings.history_path, protected=(settings.home, settings.home / "codec.key"))
         service = Service(store, max_input_bytes=settings.max_input_bytes, secret_sink=values.add)
         workers = stigmer_side_workers(client, settings, service)
     else:

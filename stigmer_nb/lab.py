@@ -241,7 +241,9 @@ class Lab:
             self.server = EmbeddedServer.launch(settings)
         # The history opens (and migrates) while the server finishes booting.
         opened, ready = await asyncio.gather(
-            asyncio.to_thread(HistoryStore, settings.history_path),
+            asyncio.to_thread(
+                HistoryStore, settings.history_path, protected=(settings.home, settings.home / "codec.key")
+            ),
             self.server.wait_ready() if self.server is not None else asyncio.sleep(0),
             return_exceptions=True,
         )
