@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .temporal.types import RunLimits
 
 __all__ = ["Settings"]
 
@@ -88,6 +89,26 @@ class Settings:
     """Run the runner side inside the lab's process (``STIGMER_NB_LOCAL_RUNNER``); False when
     ``stigmer-nb worker runner`` processes do the executing."""
 
+    max_items: int = 10_000
+    """Items one ``for`` loop may iterate over (``STIGMER_NB_MAX_ITEMS``)."""
+
+    max_task_runs: int = 100_000
+    """Task runs in one execution, iterations, retries and jumps included (``STIGMER_NB_MAX_TASK_RUNS``)."""
+
+    max_jumps: int = 1_000
+    """Flow-directive jumps to one task within one run of its list (``STIGMER_NB_MAX_JUMPS``)."""
+
+    jq_timeout: float = 1.0
+    """Seconds one jq evaluation may take (``STIGMER_NB_JQ_TIMEOUT``); at most 1.5, since Temporal
+    takes 2 s of workflow code without a pause for a deadlock."""
+
+    jq_memory_mb: int = 1024
+    """Megabytes of memory one jq evaluation may use (``STIGMER_NB_JQ_MEMORY_MB``)."""
+
+    max_value_bytes: int = 2 * 1024 * 1024
+    """Largest value an expression may produce and largest workflow output, as JSON
+    (``STIGMER_NB_MAX_VALUE_BYTES``); Temporal refuses payloads past 2 MiB."""
+
     _ENV = {
         "stigmer_queue": "TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE",
         "runner_queue": "TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE",
@@ -110,7 +131,27 @@ class Settings:
         "local_runner": "STIGMER_NB_LOCAL_RUNNER",
         "execution_timeout": "STIGMER_NB_EXECUTION_TIMEOUT",
         "recording": "STIGMER_NB_RECORDING",
+        "max_items": "STIGMER_NB_MAX_ITEMS",
+        "max_task_runs": "STIGMER_NB_MAX_TASK_RUNS",
+        "max_jumps": "STIGMER_NB_MAX_JUMPS",
+        "jq_timeout": "STIGMER_NB_JQ_TIMEOUT",
+        "jq_memory_mb": "STIGMER_NB_JQ_MEMORY_MB",
+        "max_value_bytes": "STIGMER_NB_MAX_VALUE_BYTES",
     }
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_items",
+            "max_task_runs",
+            "max_jumps",
+            "jq_timeout",
+            "jq_memory_mb",
+            "max_value_bytes",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(
+                    f"{name} (or {self._ENV[name]}) must be positive, got {getattr(self, name)!r}"
+                )
 
     @classmethod
     def env_names(cls) -> dict[str, str]:
@@ -150,6 +191,18 @@ class Settings:
                 f"{cls._ENV[name]}={value!r} is not a valid {kind}; fix or unset it"
             ) from exc
         return str(value)
+
+    @property
+    def run_limits(self) -> RunLimits:
+        """The limits every execution this runner executes gets."""
+        return RunLimits(
+            max_items=self.max_items,
+            max_task_runs=self.max_task_runs,
+            max_jumps=self.max_jumps,
+            jq_timeout=min(self.jq_timeout, 1.5),
+            jq_memory_mb=self.jq_memory_mb,
+            max_value_bytes=self.max_value_bytes,
+        )
 
     @property
     def history_path(self) -> Path:

@@ -24,12 +24,23 @@ from ..temporal.types import DSLInput, ProgressBatch, ProgressEvent, TaskTransit
 from . import effects
 from .document import pointer_join, task_type
 from .durations import DurationError, parse_duration
-from .expressions import ExpressionError, evaluate_field, evaluate_value, is_expression, truthy
+from .expressions import (
+    ExpressionError,
+    ExpressionLimitError,
+    dumps,
+    evaluate_field,
+    evaluate_value,
+    is_expression,
+    truthy,
+)
+from .limits import LimitExceeded, Pace
 from .problems import WorkflowProblem, error_kind, matches_filter, problem
 
 __all__ = ["EndWorkflow", "Engine", "Reporter", "TaskRun"]
 
 _MAX_REPORTED_BYTES = 64 * 1024
+_MAX_RUN_DEPTH = 16
+"""``run: workflow`` nesting (a workflow that runs itself would otherwise recurse until Python stops it)."""
 _MAX_EVENTS_PER_SIGNAL = 200
 _RUNTIME = {"name": "stigmer_nb", "version": "0.1.0", "metadata": {"engine": "temporal"}}
 
@@ -207,8 +218,12 @@ class Engine:
         events: EventInbox | None = None,
         parent: TaskRun | None = None,
         reference_prefix: str = "",
+        pace: Pace | None = None,
+        depth: int = 0,
     ) -> None:
         self.inp = inp
+        self.pace = pace if pace is not None else Pace(inp.limits)
+        self.depth = depth
         self.doc = inp.document
         self.use = self.doc.get("use") or {}
         self.reporter = reporter
@@ -243,13 +258,23 @@ class Engine:
 
     def _eval_field(self, value: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
         try:
-            return evaluate_field(value, data, args)
+            return evaluate_field(value, data, args, self.pace.jq_limits(ref))
+        except ExpressionLimitError as exc:
+            raise LimitExceeded.of(
+                f"{exc}; see the jq_timeout, jq_memory_mb and max_value_bytes settings", instance=ref
+            ) from None
         except ExpressionError as exc:
             raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
 
     def _eval_value(self, value: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
+        if not isinstance(value, str | dict | list):
+            return value
         try:
-            return evaluate_value(value, data, args)
+            return evaluate_value(value, data, args, self.pace.jq_limits(ref))
+        except ExpressionLimitError as exc:
+            raise LimitExceeded.of(
+                f"{exc}; see the jq_timeout, jq_memory_mb and max_value_bytes settings", instance=ref
+            ) from None
         except ExpressionError as exc:
             raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
 
@@ -325,6 +350,14 @@ class Engine:
             output = self._eval_field(spec_out["as"], output, self._args({}), ref)
         self._schema(spec_out, output, ref, "workflow output")
         if self.parent is None:
+            size = len(dumps(output))
+            if size > self.pace.limits.max_value_bytes:
+                raise LimitExceeded.of(
+                    f"the workflow output is {size:,} bytes of JSON; at most "
+                    f"{self.pace.limits.max_value_bytes:,} are allowed: shape it with output.as, or "
+                    "raise max_value_bytes (STIGMER_NB_MAX_VALUE_BYTES)",
+                    instance=ref,
+                )
             while self.background:  # detached runs may start more detached runs
                 pending, self.background = self.background, []
                 await asyncio.gather(*pending)
@@ -338,6 +371,7 @@ class Engine:
     ) -> Any:
         """Run a task list from the top, following flow directives (backward jumps included)."""
         names = [next(iter(item)) for item in tasks]
+        jumps: dict[str, int] = {}
         index = 0
         while index < len(tasks):
             name = names[index]
@@ -350,6 +384,8 @@ class Engine:
             elif directive == "end":
                 raise EndWorkflow(data)
             elif directive in names:
+                jumps[directive] = jumps.get(directive, 0) + 1
+                self.pace.check_jumps(jumps[directive], directive, ref)
                 index = names.index(directive)
             else:
                 raise WorkflowProblem.of(
@@ -395,6 +431,11 @@ class Engine:
         }
         scope_vars = {k: v for k, v in scope.items() if not k.startswith("__")}
         args = self._args(scope_vars, task=task_arg)
+        try:
+            await self.pace.task_started(ref)
+        except LimitExceeded as err:
+            self.reporter.task(run, _STATUS_FAILED, input=raw, error=err.problem)
+            raise
         if "if" in task:
             try:
                 go = truthy(self._eval_field(task["if"], raw, args, ref))
@@ -489,13 +530,16 @@ class Engine:
         if items is None:
             items = []
         elif isinstance(items, Mapping):
+            self.pace.check_items(len(items), ref)
             items = list(items.items())
         elif isinstance(items, int) and not isinstance(items, bool):
+            self.pace.check_items(items, ref)
             items = list(range(items))
         elif not isinstance(items, list):
             raise WorkflowProblem.of(
                 "expression", f"for.in must yield a list, got {type(items).__name__}", instance=ref
             )
+        self.pace.check_items(len(items), ref)
         for index, item in enumerate(items):
             inner = {**scope, each: item, at: index}
             if "while" in task:
@@ -555,6 +599,8 @@ class Engine:
             inner = {**scope, "__attempt__": attempt}
             try:
                 return await self.run_list(task["try"], pointer_join(ref, "try"), data, run, inner), None
+            except LimitExceeded:
+                raise  # retrying or handling cannot help: the execution fails
             except WorkflowProblem as err:
                 caught = err.problem
                 errors = catch.get("errors") or {}
@@ -907,6 +953,12 @@ class Engine:
             workflow.logger.warning("run task %r (await: false) failed: %s", name, err)
 
     async def _run_workflow(self, name, spec, ref, data, run, args):  # type: ignore[no-untyped-def]
+        if self.depth >= _MAX_RUN_DEPTH:
+            raise LimitExceeded.of(
+                f"run: workflow nests {self.depth + 1} levels deep; at most {_MAX_RUN_DEPTH} are "
+                "allowed (does a workflow run itself?)",
+                instance=ref,
+            )
         spec = self._eval_value(dict(spec), data, args, ref)
         document = await self._effect(
             effects.LOAD_WORKFLOW, ref, name, spec, data, timeout=timedelta(seconds=30)
@@ -920,6 +972,7 @@ class Engine:
             env=self.inp.env,
             secrets=self.inp.secrets,
             allow_shell=self.inp.allow_shell,
+            limits=self.inp.limits,
         )
         sub = Engine(
             inp,
@@ -927,6 +980,8 @@ class Engine:
             events=self.events,
             parent=run,
             reference_prefix=pointer_join(ref, "run", "workflow"),
+            pace=self.pace,
+            depth=self.depth + 1,
         )
         sub.background = self.background  # its detached runs are the execution's too
         return await sub.run()

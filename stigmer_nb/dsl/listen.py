@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 
-from .expressions import ExpressionError, evaluate_field, is_expression, strip_expression, truthy
+from .expressions import ExpressionError, JqLimits, evaluate_field, is_expression, strip_expression, truthy
 from .problems import WorkflowProblem
 
 if TYPE_CHECKING:
@@ -17,14 +17,19 @@ if TYPE_CHECKING:
 __all__ = ["consume", "event_matches"]
 
 
-def event_matches(event: Mapping[str, Any], spec: Mapping[str, Any] | None, args: Mapping[str, Any]) -> bool:
+def event_matches(
+    event: Mapping[str, Any],
+    spec: Mapping[str, Any] | None,
+    args: Mapping[str, Any],
+    limits: JqLimits | None = None,
+) -> bool:
     """An event filter ``{with: {attr: value}}``: equal values, regexes for strings, or expressions."""
     attrs = (spec or {}).get("with") or {}
     for key, expected in attrs.items():
         actual = event.get(key)
         if isinstance(expected, str) and is_expression(expected):
             # An expression filter runs on the attribute's value.
-            if not truthy(evaluate_field(strip_expression(expected), actual, args)):
+            if not truthy(evaluate_field(strip_expression(expected), actual, args, limits)):
                 return False
         elif isinstance(expected, str) and isinstance(actual, str):
             if expected != actual and not _regex_match(expected, actual):
@@ -74,7 +79,7 @@ async def consume(
 
     def check(event: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
         try:
-            return event_matches(event, spec, args)
+            return event_matches(event, spec, args, engine.pace.jq)
         except ExpressionError as exc:
             raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
 
@@ -120,7 +125,7 @@ async def consume(
                 consumed.append(event)
                 if isinstance(until, str):
                     try:
-                        if truthy(evaluate_field(until, consumed, args)):
+                        if truthy(evaluate_field(until, consumed, args, engine.pace.jq)):
                             return True
                     except ExpressionError as exc:
                         raise WorkflowProblem.of("expression", str(exc), instance=ref) from None

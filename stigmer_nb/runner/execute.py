@@ -176,6 +176,7 @@ class ExecuteWorkflowActivity:
                     env=context.env,
                     secrets=context.secrets,
                     allow_shell=self._settings.allow_shell,
+                    limits=self._settings.run_limits,
                 ),
                 id=run_id,
                 task_queue=self._settings.zigflow_queue,

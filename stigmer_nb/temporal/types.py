@@ -17,6 +17,7 @@ __all__ = [
     "LoadContextInput",
     "ProgressBatch",
     "ProgressEvent",
+    "RunLimits",
     "StatusUpdate",
     "TaskTransition",
 ]
@@ -139,6 +140,24 @@ class ExecutionContext:
 
 
 @dataclass(frozen=True)
+class RunLimits:
+    """What one execution may do before it fails with a "Limit exceeded" problem (runner settings)."""
+
+    max_items: int = 10_000
+    """Items one ``for`` loop may iterate over."""
+    max_task_runs: int = 100_000
+    """Task runs in one execution (iterations, retries and jumps each count)."""
+    max_jumps: int = 1_000
+    """Flow-directive jumps to one task within one run of its task list."""
+    jq_timeout: float = 1.0
+    """Seconds one jq evaluation may take."""
+    jq_memory_mb: int = 1024
+    """Memory one jq evaluation may use."""
+    max_value_bytes: int = 2 * 1024 * 1024
+    """Largest value (as JSON) an expression may produce, and largest workflow output."""
+
+
+@dataclass(frozen=True)
 class DSLInput:
     """Input of ``ExecuteServerlessWorkflow``."""
 
@@ -150,6 +169,7 @@ class DSLInput:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     allow_shell: bool = False
+    limits: RunLimits = field(default_factory=RunLimits)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,287 @@
+"""Out-of-process jq: every runtime expression runs in a child process with a time and memory limit.
+
+jq runs in C and holds the GIL for a whole evaluation. In-process, one runaway expression
+(``[range(1e9)]``, ``def f: f; f``) froze every worker of the lab, ignored Ctrl-C and could take the
+machine's memory. A child process can be given an address-space limit and killed at a deadline, and
+the caller waits on a pipe with the GIL released, so the other workflows keep running.
+
+Protocol (binary, over the child's stdin/stdout): a request is a 4-byte big-endian length, then a
+JSON header line ``{"e": expression, "n": [names], "m": memory bytes, "b": result bytes}`` and the
+input as JSON text. A reply is a length, then one status byte (``o`` ok, ``e`` expression error,
+``l`` limit) and the payload: jq's output values, one JSON text per line, or a message.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["JqLimitError", "JqLimits", "evaluate_remote", "shutdown"]
+
+_HEADER = struct.Struct(">I")
+_MAX_IDLE = 4
+"""Children kept once started: one per workflow thread that evaluates at the same moment."""
+
+
+@dataclass(frozen=True)
+class JqLimits:
+    """What one evaluation may use."""
+
+    timeout: float = 1.0
+    """Seconds of wall time before the child is killed."""
+    memory_bytes: int = 1024 * 1024 * 1024
+    """Address space of the child while it evaluates."""
+    max_bytes: int = 8 * 1024 * 1024
+    """Largest result, as JSON text."""
+
+
+class JqLimitError(Exception):
+    """An evaluation ran out of time, memory or result size."""
+
+
+class JqRuntimeError(Exception):
+    """jq refused the program or failed while running it (the message is jq's)."""
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # orjson refuses integers past 64 bits; the standard library writes them (jq rounds them).
+        import json
+
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _Child:
+    """One evaluator process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stigmer_nb.dsl.jqpool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # jq's "cannot allocate memory" must not reach a cell
+            bufsize=0,
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin
+        self._out = self.proc.stdout.fileno()
+
+    def call(self, request: bytes, timeout: float) -> bytes:
+        """Send one request and wait for its reply; raise ``JqLimitError`` at the deadline."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        self._in.write(_HEADER.pack(len(request)) + request)
+        header = self._read(_HEADER.size, deadline)
+        return self._read(_HEADER.unpack(header)[0], deadline)
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        import time
+
+        chunks: list[bytes] = []
+        missing = size
+        while missing:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._out], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(self._out, min(missing, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def kill(self) -> None:
+        """Stop the process now and reap it."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+class _Pool:
+    """Idle children, started on demand, one per concurrent caller."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> _Child:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked copy must not share its parent's pipes
+                self._idle, self._busy, self._pid = [], set(), os.getpid()
+            while self._idle:
+                child = self._idle.pop()
+                if child.proc.poll() is None:
+                    self._busy.add(child)
+                    return child
+                child.kill()
+        child = _Child()
+        with self._lock:
+            self._busy.add(child)
+        return child
+
+    def give(self, child: _Child, *, healthy: bool) -> None:
+        with self._lock:
+            self._busy.discard(child)
+            if healthy and len(self._idle) < _MAX_IDLE:
+                self._idle.append(child)
+                return
+        child.kill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            children = self._idle + list(self._busy)
+            self._idle, self._busy = [], set()
+        for child in children:
+            child.kill()
+
+
+_pool = _Pool()
+atexit.register(_pool.shutdown)
+
+
+def shutdown() -> None:
+    """Stop every evaluator process of this process (started again on the next evaluation)."""
+    _pool.shutdown()
+
+
+def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: JqLimits) -> list[Any]:
+    """Every output of ``expression`` run on ``data`` in a child; ``names`` are bound from ``data[1]``.
+
+    Raises ``JqRuntimeError`` with jq's message, ``JqLimitError`` past a limit, ``TypeError`` for
+    data that is not JSON.
+    """
+    header = orjson.dumps(
+        {"e": expression, "n": list(names), "m": limits.memory_bytes, "b": limits.max_bytes}
+    )
+    request = header + b"\n" + _dumps(data)
+    if len(request) > limits.max_bytes + len(header) + 1:
+        raise JqLimitError(
+            f"its input is {len(request):,} bytes of JSON; at most {limits.max_bytes:,} are allowed"
+        )
+    child = _pool.take()
+    healthy = False
+    try:
+        reply = child.call(request, limits.timeout)
+        healthy = True
+    except TimeoutError:
+        raise JqLimitError(f"it ran longer than {limits.timeout:g} s") from None
+    except (EOFError, BrokenPipeError):
+        raise JqLimitError(
+            f"it used more than {limits.memory_bytes // (1024 * 1024):,} MB of memory"
+        ) from None
+    finally:
+        _pool.give(child, healthy=healthy)
+    status, payload = reply[:1], reply[1:]
+    if status == b"o":
+        text = b"[" + payload.replace(b"\n", b",") + b"]"
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # integers past 64 bits
+            import json
+
+            return json.loads(text)
+    if status == b"l":
+        raise JqLimitError(payload.decode())
+    raise JqRuntimeError(payload.decode())
+
+
+# --- the child ----------------------------------------------------------------------------------
+
+
+def _read_exact(stream: Any, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _die_with_parent() -> None:
+    # A child stuck in a runaway expression never reads the EOF of a dead parent.
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _serve() -> None:
+    import resource
+
+    import jq
+
+    from .expressions import compile_message, first_line, program_source
+
+    _die_with_parent()
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    programs: dict[tuple[str, tuple[str, ...]], Any] = {}
+    while True:
+        header = _read_exact(stdin, _HEADER.size)
+        if header is None:
+            return
+        body = _read_exact(stdin, _HEADER.unpack(header)[0])
+        if body is None:
+            return
+        line, _, data = body.partition(b"\n")
+        request = orjson.loads(line)
+        names = tuple(request["n"])
+        key = (request["e"], names)
+        resource.setrlimit(resource.RLIMIT_AS, (request["m"], resource.RLIM_INFINITY))
+        try:
+            program = programs.get(key)
+            if program is None:
+                if len(programs) > 1024:
+                    programs.clear()
+                try:
+                    program = jq.compile(program_source(*key))
+                except ValueError as exc:
+                    raise ValueError(compile_message(request["e"], names, str(exc))) from None
+                programs[key] = program
+            text = program.input_text(data.decode()).text().encode()
+            if len(text) > request["b"]:
+                reply = (
+                    b"l"
+                    + f"its result is {len(text):,} bytes of JSON; at most {request['b']:,} are allowed".encode()
+                )
+            else:
+                reply = b"o" + text
+        except MemoryError:
+            reply = b"l" + f"it used more than {request['m'] // (1024 * 1024):,} MB of memory".encode()
+        except ValueError as exc:
+            reply = b"e" + first_line(str(exc)).encode()
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        stdout.write(_HEADER.pack(len(reply)) + reply)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    _serve()
