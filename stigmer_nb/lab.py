@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from . import logs
+from .dsl import jqpool
 from ._loop import LoopThread
 from .dsl.activities import EffectActivities, Registry
 from .dsl.events import broadcast
@@ -317,6 +318,8 @@ class Lab:
                 self.server.stop_blocking()
             if self._store is not None:
                 self._store.close()
+        # The jq evaluator processes (started again by the next evaluation, in any lab).
+        jqpool.shutdown()
         if self._log is not None:
             logs.detach(self._log)
 

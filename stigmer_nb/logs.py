@@ -121,6 +121,7 @@ def attach(home: Path | str, *, redact: Callable[[str], str] | None = None) -> L
             entry = _files[path] = _File(handler, formatter)
             if len(_files) == 1:
                 _take_over()
+                _forward_core_logs()
             for name in LEVELS:
                 logging.getLogger(name).addHandler(handler)
         handle = LogHandle(path, redact)
@@ -128,6 +129,34 @@ def attach(home: Path | str, *, redact: Callable[[str], str] | None = None) -> L
         if redact is not None:
             entry.formatter.redactors.append(redact)
         return handle
+
+
+_core_forwarded = False
+
+
+def _forward_core_logs() -> None:
+    """Send the Rust core's log lines (it writes them to the process's stderr, which a kernel shows
+    in the running cell, e.g. "[TMPRL1103] ... payloads ... exceeded the warning limit") to the
+    ``temporalio.core`` logger. Clients made before keep the runtime they were made with."""
+    global _core_forwarded
+    if _core_forwarded:
+        return
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False
+    )
+    _core_forwarded = True
 
 
 def detach(handle: LogHandle) -> None:
