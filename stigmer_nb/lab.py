@@ -14,8 +14,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from . import logs
-from .dsl import jqpool
 from ._loop import LoopThread
+from .dsl import jqpool
 from .dsl.activities import EffectActivities, Registry
 from .dsl.events import broadcast
 from .dsl.parse import parse_workflow
