@@ -35,6 +35,7 @@ from .expressions import (
 )
 from .limits import LimitExceeded, Pace
 from .problems import WorkflowProblem, error_kind, matches_filter, problem
+from .taint import Taint
 
 __all__ = ["EndWorkflow", "Engine", "Reporter", "TaskRun"]
 
@@ -83,10 +84,10 @@ class TaskRun:
 class Reporter:
     """Collects transitions in order and ships them to the invoke workflow as signals."""
 
-    def __init__(self, execution_id: str | None, target: str | None, secrets: tuple[str, ...]) -> None:
+    def __init__(self, execution_id: str | None, target: str | None, taint: Taint) -> None:
         self.execution_id = execution_id or ""
         self.target = target
-        self.secrets = tuple(s for s in secrets if s)
+        self.taint = taint
         self.seq = 0
         self._buffer: list[ProgressEvent] = []
         self._unconfirmed: dict[int, ProgressEvent] = {}
@@ -108,10 +109,9 @@ class Reporter:
         if value is None:
             return None
         text = json.dumps(value, separators=(",", ":"), default=str)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(json.dumps(secret)[1:-1], "***")
-                value = json.loads(text)
+        redacted = self.taint.redact_text(text)
+        if redacted is not text:
+            text, value = redacted, json.loads(redacted)
         if len(text) > _MAX_REPORTED_BYTES:
             return {"$truncated": True, "bytes": len(text), "preview": text[:1024]}
         return value
@@ -232,6 +232,7 @@ class Engine:
         self.prefix = reference_prefix
         self.context: Any = {}
         self.secrets = dict(inp.secrets)
+        self.taint = reporter.taint
         self.background: list[asyncio.Task[None]] = []
         """``run`` tasks started with ``await: false``; the top-level run waits for them at the end."""
         info = workflow.info()
@@ -258,7 +259,12 @@ class Engine:
 
     def _eval_field(self, value: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
         try:
-            return evaluate_field(value, data, args, self.pace.jq_limits(ref))
+            limits = self.pace.jq_limits(ref)
+            result = evaluate_field(value, data, args, limits)
+            if self.taint.active:
+                rerun = lambda d, a: evaluate_field(value, d, a, limits)  # noqa: E731
+                self.taint.derive(rerun, value, data, args, result)
+            return result
         except ExpressionLimitError as exc:
             raise LimitExceeded.of(
                 f"{exc}; see the jq_timeout, jq_memory_mb and max_value_bytes settings", instance=ref
@@ -270,7 +276,12 @@ class Engine:
         if not isinstance(value, str | dict | list):
             return value
         try:
-            return evaluate_value(value, data, args, self.pace.jq_limits(ref))
+            limits = self.pace.jq_limits(ref)
+            result = evaluate_value(value, data, args, limits)
+            if self.taint.active:
+                rerun = lambda d, a: evaluate_value(value, d, a, limits)  # noqa: E731
+                self.taint.derive(rerun, value, data, args, result)
+            return result
         except ExpressionLimitError as exc:
             raise LimitExceeded.of(
                 f"{exc}; see the jq_timeout, jq_memory_mb and max_value_bytes settings", instance=ref
@@ -856,6 +867,7 @@ class Engine:
                     body = json.loads(secret)
                 except ValueError:
                     body = {"token": secret}
+                self.taint.mark(body)  # a password inside a JSON secret is no longer the secret's text
             resolved[scheme] = body
         return resolved
 
@@ -950,7 +962,7 @@ class Engine:
         try:
             await job
         except WorkflowProblem as err:  # nobody awaits it: its own task runs carry the error
-            workflow.logger.warning("run task %r (await: false) failed: %s", name, err)
+            workflow.logger.warning("run task %r (await: false) failed: %s", name, err.problem.get("title"))
 
     async def _run_workflow(self, name, spec, ref, data, run, args):  # type: ignore[no-untyped-def]
         if self.depth >= _MAX_RUN_DEPTH:

@@ -10,11 +10,13 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
+    from ..temporal.codec import seal_also
     from ..temporal.names import DSL_WORKFLOW
     from ..temporal.types import DSLInput, DSLResult
     from .events import EVENT_SIGNAL
     from .interpreter import Engine, EventInbox, Reporter
     from .problems import WorkflowProblem, problem
+    from .taint import Taint
 
 __all__ = ["ExecuteServerlessWorkflow"]
 
@@ -34,7 +36,8 @@ class ExecuteServerlessWorkflow:
     @workflow.run
     async def run(self, inp: DSLInput) -> DSLResult:
         """Run the document; a DSL error fails the workflow with the problem as its details."""
-        reporter = Reporter(inp.execution_id, inp.progress_workflow_id, tuple(inp.secrets.values()))
+        taint = Taint(inp.secrets.values(), sink=seal_also)
+        reporter = Reporter(inp.execution_id, inp.progress_workflow_id, taint)
         started = workflow.now()
         shipper = asyncio.create_task(reporter.run())
         reporter.phase("EXECUTION_IN_PROGRESS")
@@ -42,7 +45,8 @@ class ExecuteServerlessWorkflow:
             engine = Engine(inp, reporter=reporter, events=self._inbox)
             output = await engine.run()
         except WorkflowProblem as err:
-            raise self._failed(err.problem.get("title") or "Workflow failed", err.problem, reporter) from None
+            details = taint.clean(err.problem)
+            raise self._failed(details.get("title") or "Workflow failed", details, reporter) from None
         except (asyncio.CancelledError, CancelledError):
             # Tell the Stigmer side which tasks were cut short before going away.
             reporter.close()
@@ -51,13 +55,15 @@ class ExecuteServerlessWorkflow:
         except ApplicationError:
             raise
         except Exception as exc:  # a bug in the engine: fail the run, never retry the task forever
-            details = problem("runtime", f"{type(exc).__name__}: {exc}", title="Engine error", instance="/")
+            details = taint.clean(
+                problem("runtime", f"{type(exc).__name__}: {exc}", title="Engine error", instance="/")
+            )
             raise self._failed("Engine error", details, reporter) from exc
         finally:
             reporter.close()
             shipper.cancel()
         return DSLResult(
-            output=output,
+            output=taint.clean(output),  # nothing computed from a secret leaves the run in clear
             last_seq=reporter.seq,
             started_at=started.isoformat(),
             completed_at=workflow.now().isoformat(),

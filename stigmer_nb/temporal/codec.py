@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..errors import ConfigurationError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["SEALED_ENCODING", "SecretSealingCodec", "SecretValues", "load_key"]
+__all__ = ["SEALED_ENCODING", "SecretSealingCodec", "SecretValues", "load_key", "seal_also"]
 
 SEALED_ENCODING = b"binary/stigmer-sealed"
 _MAX_SECRETS = 10_000
@@ -61,23 +62,27 @@ class SecretValues:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
+        self._derived: OrderedDict[str, None] = OrderedDict()
+        """Strings computed from secrets (kept apart: they never push a real secret out)."""
         self._pattern: re.Pattern[bytes] | None = None
 
-    def add(self, values: Iterable[str]) -> None:
-        """Remember ``values`` (empty ones are ignored)."""
+    def add(self, values: Iterable[str], *, derived: bool = False) -> None:
+        """Remember ``values`` (empty ones are ignored); ``derived`` for strings computed from secrets."""
+        store = self._derived if derived else self._values
         with self._lock:
             changed = False
             for value in values:
-                if value and value not in self._values:
-                    self._values[value] = None
+                if value and value not in self._values and value not in self._derived:
+                    store[value] = None
                     changed = True
-                    if len(self._values) > _MAX_SECRETS:
-                        self._values.popitem(last=False)
+                    if len(store) > _MAX_SECRETS:
+                        store.popitem(last=False)
             if changed:
                 forms = set()
-                for value in self._values:
+                for value in (*self._values, *self._derived):
                     forms.add(value.encode())
                     forms.add(json.dumps(value)[1:-1].encode())  # as it appears inside a JSON string
+                # Longest first: a secret inside a longer derived string is redacted once, whole.
                 alternatives = sorted(forms, key=len, reverse=True)
                 self._pattern = re.compile(b"|".join(re.escape(f) for f in alternatives))
 
@@ -98,6 +103,16 @@ class SecretValues:
         return len(self._values)
 
 
+_CODECS: weakref.WeakSet[SecretSealingCodec] = weakref.WeakSet()
+
+
+def seal_also(values: Sequence[str]) -> None:
+    """Strings computed from secrets (by workflow code in this process): every codec of this
+    process seals the payloads that carry them from now on, and the logs mask them."""
+    for codec in list(_CODECS):
+        codec.secrets.add(values, derived=True)
+
+
 class SecretSealingCodec(PayloadCodec):
     """Encrypts payloads that contain a known secret; passes every other payload through."""
 
@@ -107,6 +122,7 @@ class SecretSealingCodec(PayloadCodec):
         self._key = key
         self._aead_once: AESGCM | None = None
         self.secrets = secrets
+        _CODECS.add(self)
 
     @property
     def _aead(self) -> AESGCM:

@@ -136,3 +136,71 @@ def test_server_and_ui_listen_on_loopback_only(tmp_path: Path) -> None:
         assert set(addresses) <= {"127.0.0.1", "::1"}, addresses
     finally:
         lab.stop()
+
+
+DERIVED_SECRET = "Tok-9f8e7d6c5b4a"
+
+DERIVED_DOC = """
+document: {dsl: '1.0.0', namespace: sec, name: derives-secret, version: '1.0.0'}
+do:
+  - derive:
+      set:
+        lower: '${ $secrets.TOK | ascii_downcase }'
+        upper: '${ $secrets.TOK | ascii_upcase }'
+        b64: '${ $secrets.TOK | @base64 }'
+        reversed: '${ $secrets.TOK | explode | reverse | implode }'
+        uri: '${ $secrets.TOK | @uri }'
+        length: '${ $secrets.TOK | length }'
+  - second:
+      set:
+        again: '${ .lower | ascii_upcase }'
+        wrapped: '${ "x-" + .b64 }'
+        length: '${ .length }'
+  - call:
+      call: echoBack
+      with:
+        auth: '${ "Basic " + .wrapped }'
+  - fail:
+      raise:
+        error:
+          type: https://serverlessworkflow.io/spec/1.0.0/errors/runtime
+          status: 500
+          title: Leaky
+          detail: '${ "it was " + ($secrets.TOK | ascii_downcase) }'
+"""
+
+
+def _transforms(secret: str) -> dict[str, bytes]:
+    return {
+        "plain": secret.encode(),
+        "lower": secret.lower().encode(),
+        "upper": secret.upper().encode(),
+        "base64": base64.b64encode(secret.encode()),
+        "base64 of x-base64": base64.b64encode(b"x-" + base64.b64encode(secret.encode())),
+        "reversed": secret[::-1].encode(),
+    }
+
+
+def test_values_derived_from_a_secret_never_stored_in_clear(tmp_path: Path) -> None:
+    import stigmer_nb
+
+    home = tmp_path / "home"
+    lab = stigmer_nb.start(home=home, ui=False, durable=True)
+    try:
+        lab.register_function("echoBack", echo_back)
+        run = lab.run(DERIVED_DOC, runtime_env={"TOK": {"value": DERIVED_SECRET, "is_secret": True}}).wait(60)
+        assert run.phase == "EXECUTION_FAILED"
+        assert run.error["detail"] == "it was ***"
+        second = run.tasks.set_index("name").loc["second"]["output"]
+        assert second == {"again": "***", "wrapped": "x-***", "length": 16}  # lengths are not secret
+        assert run.tasks.set_index("name").loc["call"]["output"] == {"auth": "Basic x-***"}
+    finally:
+        lab.stop()
+    # Every file the lab wrote: the DuckDB file and its WAL, the durable server's SQLite state and
+    # its WAL, the server log, the workers' log.
+    files = [p for p in home.rglob("*") if p.is_file() and p.name != "codec.key"]
+    assert any(p.name == "temporal.db" for p in files) and any(p.suffix == ".duckdb" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for name, form in _transforms(DERIVED_SECRET).items():
+            assert form not in data, f"{name} of the secret is in {path.name}"
