@@ -10,6 +10,8 @@ import base64
 import itertools
 import json
 import os
+import secrets
+import string
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,7 +128,8 @@ def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None
     if "http" in meta.get("needs", []):
         data = {**data, "base": pets.base}
     started = time.monotonic()
-    execution = lab.run(path, input=data, runtime_env=meta.get("runtime_env"))
+    runtime_env = _runtime_env(meta.get("runtime_env"))
+    execution = lab.run(path, input=data, runtime_env=runtime_env)
     if meta.get("send_events"):
         # Events only count once the listener is listening: wait for the listen task to start.
         assert_eventually(
@@ -155,7 +158,22 @@ def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None
     updates = execution.updates
     assert list(updates["seq"]) == sorted(set(updates["seq"]))
     assert execution.tasks["completed_at"].notna().all()
-    for secret in (v["value"] for v in (meta.get("runtime_env") or {}).values() if v.get("is_secret")):
-        stored = json.dumps(lab.sql("SELECT * FROM task_updates").to_dict("records"), default=str)
-        stored += json.dumps(lab.history().to_dict("records"), default=str)
-        assert secret not in stored
+    for secret in (v["value"] for v in (runtime_env or {}).values() if v.get("is_secret")):
+        for table in ("workflows", "workflow_instances", "workflow_executions", "task_updates"):
+            assert secret not in json.dumps(lab.sql(f"SELECT * FROM {table}").to_dict("records"), default=str)
+
+
+def _runtime_env(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{generate: N}`` entries get a fresh random value of N characters (secrets stay out of files)."""
+    if not spec:
+        return spec
+    out = {}
+    for key, entry in spec.items():
+        if isinstance(entry, dict) and "generate" in entry:
+            alphabet = string.ascii_letters + string.digits
+            entry = {
+                "value": "".join(secrets.choice(alphabet) for _ in range(entry["generate"])),
+                "is_secret": entry.get("is_secret", False),
+            }
+        out[key] = entry
+    return out
