@@ -18,13 +18,15 @@ from typing import Any
 import jq
 import orjson
 
-from .jqpool import JqLimitError, JqLimits, JqRuntimeError, evaluate_remote
+from .jqpool import JqLimitError, JqLimits, JqRuntimeError, compile_remote, evaluate_remote
 
 __all__ = [
     "STANDARD_ARGS",
     "ExpressionError",
     "ExpressionLimitError",
     "JqLimits",
+    "check_expression",
+    "compile_error",
     "compile_expression",
     "evaluate",
     "evaluate_field",
@@ -114,6 +116,37 @@ def compile_expression(expression: str, names: tuple[str, ...] = ()) -> Any:
         while len(_cache) > _CACHE_SIZE:  # documents are user input: unique expressions are unbounded
             _cache.popitem(last=False)
     return program
+
+
+def check_expression(expression: str, names: tuple[str, ...] = ()) -> None:
+    """Raise ``ExpressionError`` when ``expression`` does not compile, exactly as the engine would
+    compile it. jq folds constants while compiling (``"x" * 1e9`` is built there), so only bounded
+    expressions compile in this process; the others compile in an evaluator process."""
+    if _bounded(expression):
+        compile_expression(expression, names)
+        return
+    error = compile_error(program_source(expression, names))
+    if error is not None:
+        if error.startswith(_STOPPED):
+            raise ExpressionLimitError(expression, error)
+        raise ExpressionError(expression, compile_error(expression, names) or error)
+
+
+def compile_error(source: str, names: tuple[str, ...] = ()) -> str | None:
+    """jq's first error compiling ``source`` with ``names`` as variables (null), or None."""
+    try:
+        if _bounded(source):
+            try:
+                jq.compile(source, args=dict.fromkeys(names))
+            except ValueError as exc:
+                return first_line(str(exc))
+            return None
+        return compile_remote(source, names, _DEFAULT_LIMITS)
+    except JqLimitError as exc:
+        return f"{_STOPPED}{exc}"
+
+
+_STOPPED = "compiling it was stopped: "
 
 
 def first_line(text: str) -> str:

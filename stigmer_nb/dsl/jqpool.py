@@ -20,16 +20,18 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["JqLimitError", "JqLimits", "evaluate_remote", "shutdown"]
+__all__ = ["JqLimitError", "JqLimits", "JqRuntimeError", "compile_remote", "evaluate_remote", "shutdown"]
 
 _HEADER = struct.Struct(">I")
-_MAX_IDLE = 4
-"""Children kept once started: one per workflow thread that evaluates at the same moment."""
+_MAX_CHILDREN = 4
+"""Evaluator processes at most (temporalio runs up to 500 activations at once, on threads); a
+caller finding all of them busy waits for one, within its own deadline."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,12 @@ class _Child:
 
     def call(self, request: bytes, timeout: float) -> bytes:
         """Send one request and wait for its reply; raise ``JqLimitError`` at the deadline."""
-        import time
-
         deadline = time.monotonic() + timeout
         self._in.write(_HEADER.pack(len(request)) + request)
         header = self._read(_HEADER.size, deadline)
         return self._read(_HEADER.unpack(header)[0], deadline)
 
     def _read(self, size: int, deadline: float) -> bytes:
-        import time
-
         chunks: list[bytes] = []
         missing = size
         while missing:
@@ -124,34 +122,50 @@ class _Pool:
     def __init__(self) -> None:
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
-        self._lock = threading.Lock()
+        self._starting = 0
+        self._free = threading.Condition()
         self._pid = os.getpid()
 
-    def take(self) -> _Child:
-        with self._lock:
+    def take(self, timeout: float) -> _Child:
+        """An idle child, a new one while there are fewer than ``_MAX_CHILDREN``, or the first
+        one given back; ``TimeoutError`` when none is free within ``timeout`` seconds."""
+        with self._free:
             if self._pid != os.getpid():  # a forked copy must not share its parent's pipes
-                self._idle, self._busy, self._pid = [], set(), os.getpid()
-            while self._idle:
-                child = self._idle.pop()
-                if child.proc.poll() is None:
-                    self._busy.add(child)
-                    return child
-                child.kill()
-        child = _Child()
-        with self._lock:
+                self._idle, self._busy, self._starting, self._pid = [], set(), 0, os.getpid()
+            deadline = time.monotonic() + timeout
+            while True:
+                while self._idle:
+                    child = self._idle.pop()
+                    if child.proc.poll() is None:
+                        self._busy.add(child)
+                        return child
+                    child.kill()
+                if len(self._busy) + self._starting < _MAX_CHILDREN:
+                    self._starting += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._free.wait(left):
+                    raise TimeoutError
+        try:
+            child = _Child()
+        finally:
+            with self._free:
+                self._starting -= 1
+        with self._free:
             self._busy.add(child)
         return child
 
     def give(self, child: _Child, *, healthy: bool) -> None:
-        with self._lock:
+        with self._free:
             self._busy.discard(child)
-            if healthy and len(self._idle) < _MAX_IDLE:
+            if healthy:
                 self._idle.append(child)
-                return
-        child.kill()
+            self._free.notify()
+        if not healthy:
+            child.kill()
 
     def shutdown(self) -> None:
-        with self._lock:
+        with self._free:
             children = self._idle + list(self._busy)
             self._idle, self._busy = [], set()
         for child in children:
@@ -167,24 +181,22 @@ def shutdown() -> None:
     _pool.shutdown()
 
 
-def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: JqLimits) -> list[Any]:
-    """Every output of ``expression`` run on ``data`` in a child; ``names`` are bound from ``data[1]``.
-
-    Raises ``JqRuntimeError`` with jq's message, ``JqLimitError`` past a limit, ``TypeError`` for
-    data that is not JSON.
-    """
-    header = orjson.dumps(
-        {"e": expression, "n": list(names), "m": limits.memory_bytes, "b": limits.max_bytes}
-    )
-    request = header + b"\n" + _dumps(data)
-    if len(request) > limits.max_bytes + len(header) + 1:
+def _exchange(header: dict[str, Any], data: bytes, limits: JqLimits) -> bytes:
+    """One request to a free child and its reply; ``JqLimitError`` past the deadline or memory."""
+    line = orjson.dumps({**header, "m": limits.memory_bytes, "b": limits.max_bytes, "t": limits.timeout})
+    request = line + b"\n" + data
+    if len(data) > limits.max_bytes:
         raise JqLimitError(
-            f"its input is {len(request):,} bytes of JSON; at most {limits.max_bytes:,} are allowed"
+            f"its input is {len(data):,} bytes of JSON; at most {limits.max_bytes:,} are allowed"
         )
-    child = _pool.take()
+    started = time.monotonic()
+    try:
+        child = _pool.take(limits.timeout)
+    except TimeoutError:
+        raise JqLimitError(f"no jq evaluator was free within {limits.timeout:g} s") from None
     healthy = False
     try:
-        reply = child.call(request, limits.timeout)
+        reply = child.call(request, max(limits.timeout - (time.monotonic() - started), 0.001))
         healthy = True
     except TimeoutError:
         raise JqLimitError(f"it ran longer than {limits.timeout:g} s") from None
@@ -194,6 +206,18 @@ def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: 
         ) from None
     finally:
         _pool.give(child, healthy=healthy)
+    if reply[:1] == b"l":
+        raise JqLimitError(reply[1:].decode())
+    return reply
+
+
+def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: JqLimits) -> list[Any]:
+    """Every output of ``expression`` run on ``data`` in a child; ``names`` are bound from ``data[1]``.
+
+    Raises ``JqRuntimeError`` with jq's message, ``JqLimitError`` past a limit, ``TypeError`` for
+    data that is not JSON.
+    """
+    reply = _exchange({"e": expression, "n": list(names)}, _dumps(data), limits)
     status, payload = reply[:1], reply[1:]
     if status == b"o":
         text = b"[" + payload.replace(b"\n", b",") + b"]"
@@ -203,9 +227,13 @@ def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: 
             import json
 
             return json.loads(text)
-    if status == b"l":
-        raise JqLimitError(payload.decode())
     raise JqRuntimeError(payload.decode())
+
+
+def compile_remote(source: str, args: tuple[str, ...], limits: JqLimits) -> str | None:
+    """jq's first error compiling ``source`` (with ``args`` as variables) in a child, or None."""
+    reply = _exchange({"e": source, "n": [], "c": list(args)}, b"", limits)
+    return None if reply[:1] == b"o" else reply[1:].decode()
 
 
 # --- the child ----------------------------------------------------------------------------------
@@ -222,25 +250,18 @@ def _read_exact(stream: Any, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _die_with_parent() -> None:
-    # A child stuck in a runaway expression never reads the EOF of a dead parent.
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+class _Done(Exception):
+    """The reply is ready."""
 
 
 def _serve() -> None:
+    import math
     import resource
 
     import jq
 
     from .expressions import compile_message, first_line, program_source
 
-    _die_with_parent()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     programs: dict[tuple[str, tuple[str, ...]], Any] = {}
     while True:
@@ -255,7 +276,18 @@ def _serve() -> None:
         names = tuple(request["n"])
         key = (request["e"], names)
         resource.setrlimit(resource.RLIMIT_AS, (request["m"], resource.RLIM_INFINITY))
+        # The parent kills a child at the deadline; should the parent die first (a killed kernel),
+        # the CPU limit ends the runaway on its own (SIGXCPU), a couple of seconds later.
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = math.ceil(used.ru_utime + used.ru_stime + request["t"]) + 2
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
         try:
+            if "c" in request:  # compile only: jq folds constants at compile time ("x" * 1e9)
+                jq.compile(request["e"], args=dict.fromkeys(request["c"])) if request["c"] else jq.compile(
+                    request["e"]
+                )
+                reply = b"o"
+                raise _Done
             program = programs.get(key)
             if program is None:
                 if len(programs) > 1024:
@@ -273,12 +305,15 @@ def _serve() -> None:
                 )
             else:
                 reply = b"o" + text
+        except _Done:
+            pass
         except MemoryError:
             reply = b"l" + f"it used more than {request['m'] // (1024 * 1024):,} MB of memory".encode()
         except ValueError as exc:
             reply = b"e" + first_line(str(exc)).encode()
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         stdout.write(_HEADER.pack(len(reply)) + reply)
         stdout.flush()
 

@@ -7,15 +7,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jq
-
 from ..errors import DSLValidationError, closest, did_you_mean
 from .document import TASK_TYPES, LoadedDocument, pointer_join, task_type
 from .durations import DurationError, parse_duration
 from .expressions import (
     STANDARD_ARGS,
     ExpressionError,
-    compile_expression,
+    check_expression,
+    compile_error,
     is_expression,
     referenced,
     strip_expression,
@@ -302,7 +301,7 @@ class _Checker:
         available = {*STANDARD_ARGS, *names}
         try:
             # Exactly what the engine compiles, so what passes here compiles at run time.
-            compile_expression(text, referenced(text, available) if "$" in text else ())
+            check_expression(text, referenced(text, available) if "$" in text else ())
         except ExpressionError as exc:
             message = _jq_message(text, available) or exc.message
             self.add(
@@ -1188,12 +1187,8 @@ def _jq_message(text: str, available: set[str]) -> str | None:
     The engine's compile error names the first unbound variable of the bare text, which may be
     one that is bound (``$context``) rather than the one at fault.
     """
-    try:
-        jq.compile(text, args=dict.fromkeys(available))
-    except ValueError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        return lines[0].removeprefix("jq: error: ").rstrip(":").strip() if lines else None
-    return None
+    error = compile_error(text, tuple(sorted(available)))
+    return error.removeprefix("jq: error: ") if error else None
 
 
 def _undefined_hint(message: str, available: set[str]) -> str:

@@ -166,3 +166,77 @@ def test_errors_read_the_same_on_both_paths() -> None:
         evaluate(".a.b * 1", {"a": 1})  # evaluator process
     with pytest.raises(ExpressionError, match="now is not available"):
         evaluate("now", None)
+
+
+def test_many_short_lived_threads_share_a_few_evaluators() -> None:
+    # A child must outlive the thread that started it (PR_SET_PDEATHSIG would kill it with the thread).
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results.append(evaluate(".n * 2", {"n": i}))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(results) == [i * 2 for i in range(100)]  # type: ignore[type-var]
+    assert len(jqpool._pool._idle) + len(jqpool._pool._busy) <= jqpool._MAX_CHILDREN
+
+
+def test_an_orphaned_runaway_ends_on_its_own(tmp_path: object) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "from stigmer_nb.dsl.expressions import evaluate, JqLimits\n"
+        "evaluate('def f: f; f', None, limits=JqLimits(timeout=1.0))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    child = None
+    deadline = time.monotonic() + 10
+    while child is None and time.monotonic() < deadline:
+        found = [p for p in os.listdir("/proc") if p.isdigit() and _parent(p) == parent.pid]
+        child = found[0] if found else None
+        time.sleep(0.02)
+    assert child is not None, "no evaluator started"
+    os.kill(parent.pid, signal.SIGKILL)  # before its deadline: nobody will kill the child now
+    parent.wait()
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and _state(child) not in ("?", "Z"):
+        time.sleep(0.1)
+    assert _state(child) in ("?", "Z"), "the orphaned evaluator is still running"
+
+
+def test_validation_does_not_build_a_folded_constant_in_this_process() -> None:
+    from pathlib import Path
+
+    from stigmer_nb.dsl.parse import parse_workflow
+    from stigmer_nb.errors import DSLValidationError
+
+    doc = (
+        "document: {dsl: '1.0.0', namespace: t, name: fold, version: '1.0.0'}\n"
+        "do:\n  - a:\n      set: '${ \"0123456789\" * 200000000 }'\n"
+    )
+    Path("/proc/self/clear_refs").write_text("5")  # peak RSS from here on
+    started = time.monotonic()
+    with pytest.raises(DSLValidationError, match="compiling it was stopped"):
+        parse_workflow(doc)
+    assert time.monotonic() - started < 10
+    peak_kb = int(
+        next(
+            ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")
+        ).split()[1]
+    )
+    rss_kb = int(
+        next(
+            ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmRSS")
+        ).split()[1]
+    )
+    assert peak_kb - rss_kb < 200 * 1024, "jq folded the 2 GB string in this process"
