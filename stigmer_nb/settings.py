@@ -92,8 +92,10 @@ class Settings:
     max_items: int = 10_000
     """Items one ``for`` loop may iterate over (``STIGMER_NB_MAX_ITEMS``)."""
 
-    max_task_runs: int = 100_000
-    """Task runs in one execution, iterations, retries and jumps included (``STIGMER_NB_MAX_TASK_RUNS``)."""
+    max_task_runs: int = 25_000
+    """Task runs in one execution, iterations, retries and jumps included (``STIGMER_NB_MAX_TASK_RUNS``).
+    Each run's transitions travel in the workflow's Temporal history: past about 100,000 runs the
+    history outgrows the server's 50 MB limit before this limit is reached."""
 
     max_jumps: int = 1_000
     """Flow-directive jumps to one task within one run of its list (``STIGMER_NB_MAX_JUMPS``)."""

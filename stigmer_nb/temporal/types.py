@@ -145,7 +145,7 @@ class RunLimits:
 
     max_items: int = 10_000
     """Items one ``for`` loop may iterate over."""
-    max_task_runs: int = 100_000
+    max_task_runs: int = 25_000
     """Task runs in one execution (iterations, retries and jumps each count)."""
     max_jumps: int = 1_000
     """Flow-directive jumps to one task within one run of its task list."""
