@@ -10,8 +10,6 @@ import base64
 import itertools
 import json
 import os
-import secrets
-import string
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,7 +95,9 @@ def pets() -> Iterator[LoopbackServer]:
             return Reply(status=201, body={"id": 3, **req.json()})
 
         def vet(req: Recorded) -> Reply:
-            expected = "Basic " + base64.b64encode(b"keeper:open-sesame").decode()
+            expected = (
+                "Basic " + base64.b64encode(f"keeper:{SECRET_FIXTURES['vet_password']}".encode()).decode()
+            )
             if req.headers.get("authorization") != expected:
                 return Reply(status=401, body={"error": "who are you?"})
             return Reply(body={"vet": "Dr. Who", "checkedBy": "keeper"})
@@ -163,17 +163,17 @@ def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None
             assert secret not in json.dumps(lab.sql(f"SELECT * FROM {table}").to_dict("records"), default=str)
 
 
+SECRET_FIXTURES = {"api_token": "s3cr3t-value", "vet_password": "open-sesame"}
+"""Secret values for the examples' ``runtime_env`` (``{fixture: NAME}``): kept out of the documents."""
+
+
 def _runtime_env(spec: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``{generate: N}`` entries get a fresh random value of N characters (secrets stay out of files)."""
+    """``{fixture: NAME}`` entries get their value from ``SECRET_FIXTURES``."""
     if not spec:
         return spec
-    out = {}
-    for key, entry in spec.items():
-        if isinstance(entry, dict) and "generate" in entry:
-            alphabet = string.ascii_letters + string.digits
-            entry = {
-                "value": "".join(secrets.choice(alphabet) for _ in range(entry["generate"])),
-                "is_secret": entry.get("is_secret", False),
-            }
-        out[key] = entry
-    return out
+    return {
+        key: {"value": SECRET_FIXTURES[entry["fixture"]], "is_secret": entry.get("is_secret", False)}
+        if isinstance(entry, dict) and "fixture" in entry
+        else entry
+        for key, entry in spec.items()
+    }
