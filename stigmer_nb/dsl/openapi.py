@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import yaml
-
+from ..errors import DSLValidationError, StigmerError
 from .activities import effect_error
+from .document import load_yaml
 from .effects import EffectInput
 from .http import (
     HttpRequest,
@@ -103,20 +103,26 @@ def clear_cache() -> None:
     _documents.clear()
 
 
+_MAX_DOCUMENT_NODES = 1_000_000
+"""Most values an OpenAPI document may expand to: large specs hold some 100,000s, alias bombs more."""
+
+
 def _parse_document(body: bytes, url: str) -> dict[str, Any]:
     text = body.decode("utf-8", errors="replace")
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            # Read like workflow documents (YAML 1.2: a path item's `on`-like keys stay strings).
+            document = load_yaml(text, f"the document at {redact_url(url)}", max_nodes=_MAX_DOCUMENT_NODES)
+        except DSLValidationError as exc:
             raise effect_error(
                 "configuration",
-                f"the document at {redact_url(url)} is neither JSON nor YAML: {reason}",
+                f"the document at {redact_url(url)} is neither JSON nor YAML: {exc.report().splitlines()[0]}",
                 title="Bad OpenAPI document",
             ) from None
+        except StigmerError as exc:  # too deep, too many values (aliases), not JSON-compatible
+            raise effect_error("configuration", str(exc), title="Bad OpenAPI document") from None
     if not isinstance(document, dict) or not isinstance(document.get("paths"), Mapping):
         raise effect_error(
             "configuration",

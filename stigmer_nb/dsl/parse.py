@@ -20,8 +20,10 @@ _cache: OrderedDict[str, tuple[dict[str, Any], dict[str, Any] | None]] = Ordered
 _cache_lock = threading.Lock()
 
 
-def parse_workflow(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``(dsl_document, workflow_spec_or_None)`` for a path, YAML/JSON text or a dict.
+def parse_workflow(
+    source: str | bytes | Path | Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``(dsl_document, workflow_spec_or_None)`` for a path, YAML/JSON text (str or UTF-8 bytes) or a dict.
 
     Raises ``DSLValidationError`` listing every problem; nothing is stored or started. The same
     text submitted again (a notebook cell re-run, a load test) is parsed once.
@@ -42,7 +44,7 @@ def parse_workflow(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, An
     return _parse(source)
 
 
-def _parse(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _parse(source: str | bytes | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     loaded = load_source(source)
     spec = None
     if is_workflow_spec(loaded.data):
