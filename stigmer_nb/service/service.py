@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..dsl.document import MAX_DEPTH, check_nesting, too_deep
 from ..errors import (
     AlreadyExistsError,
     ExecutionStartError,
@@ -38,6 +39,7 @@ Starter = Callable[[ExecutionRecord], Awaitable[None]]
 """Starts the Temporal side of a freshly persisted execution (the creator)."""
 
 _DEFAULT_INSTANCE_DESCRIPTION = "Default instance (auto-created, no custom configuration)"
+_INPUT_HINT = "flatten it, or pass a reference to it (a path or URL) instead"
 
 
 def _now() -> datetime:
@@ -283,13 +285,22 @@ class Service:
         # validate (nothing is written before every check has passed)
         try:
             encoded_input = json.dumps(input, allow_nan=False, separators=(",", ":"))
+        except RecursionError:
+            encoded_input = ""  # nested past the stack: the walk below says how deep
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(
                 f"input is not JSON: {exc}; pass dicts, lists, strings, numbers"
             ) from None
+        if not encoded_input:
+            check_nesting(input, "the input", max_nodes=self.max_input_bytes, hint=_INPUT_HINT)
+            raise too_deep("the input", None, _INPUT_HINT)  # the stack was short already
         size = len(encoded_input.encode())
         if size > self.max_input_bytes:
             raise InputTooLargeError(size, self.max_input_bytes)
+        # The interpreter and jq recurse per level too. Counting brackets (C speed) spares the walk
+        # (Python speed) for the many inputs that cannot nest past the limit.
+        if encoded_input.count("[") + encoded_input.count("{") > MAX_DEPTH:
+            check_nesting(input, "the input", max_nodes=self.max_input_bytes, hint=_INPUT_HINT)
         env = _normalise_env(runtime_env)
         # slug
         name = name or default_execution_name()
