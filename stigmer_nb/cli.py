@@ -42,7 +42,12 @@ def _read_input(raw: str | None) -> Any:
         path = Path(raw[1:])
         if not path.exists():
             _fail(f"--input {raw}: no such file")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            _fail(f"--input {raw}: not UTF-8 (byte offset {exc.start}); save it as UTF-8 JSON")
+        except OSError as exc:
+            _fail(f"--input {raw}: cannot read it ({exc.strerror or exc})")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -50,6 +55,8 @@ def _read_input(raw: str | None) -> Any:
             f"--input is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
             "pass JSON text or @file.json"
         )
+    except RecursionError:
+        _fail("--input nests too deeply to read; flatten it")
 
 
 def _env_pairs(pairs: list[str], secret: bool) -> dict[str, dict[str, Any]]:

@@ -317,3 +317,44 @@ def test_cli_validate_refuses_in_one_line(tmp_path: Path, name: str, content: by
     assert time.perf_counter() - started < 10
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+        (None, "cannot read it"),  # a directory
+    ],
+    ids=["not UTF-8", "deep", "a directory"],
+)
+def test_cli_run_refuses_bad_input_files_in_one_line(
+    tmp_path: Path, content: bytes | None, match: str
+) -> None:
+    # Refused before a lab starts: no server, nothing written.
+    source = tmp_path / "input.json"
+    if content is None:
+        source.mkdir()
+    else:
+        source.write_bytes(content)
+    doc = tmp_path / "flow.yaml"
+    doc.write_text(HEAD + SET)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stigmer_nb",
+            "run",
+            str(doc),
+            "--input",
+            f"@{source}",
+            "--home",
+            str(tmp_path / "h"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and match in proc.stderr, proc.stderr
+    assert not (tmp_path / "h").exists()
