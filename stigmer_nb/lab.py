@@ -30,6 +30,7 @@ from .errors import (
 from .model import ExecutionRecord
 from .runner.execute import ServiceContext
 from .service import Service, Subscription
+from .service.service import refuse_secrets_in
 from .session import astart, current, forget, start
 from .settings import Settings
 from .store import HistoryStore
@@ -425,6 +426,7 @@ class Lab:
         runtime_env: Mapping[str, Any] | None,
     ) -> Execution:
         document, spec = self.prepare(doc)
+        refuse_secrets_in(document, runtime_env)
         wf = await self.service.apply_workflow(document, spec=spec)
         record = await self.service.create_execution(
             workflow=wf.id, name=name, input=input, runtime_env=runtime_env

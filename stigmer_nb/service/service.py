@@ -71,6 +71,22 @@ def _normalise_env(runtime_env: Mapping[str, Any] | None) -> dict[str, dict[str,
     return env
 
 
+def refuse_secrets_in(document: Mapping[str, Any], runtime_env: Mapping[str, Any] | None) -> None:
+    """Refuse a document that holds the value of one of its run's secrets: the history stores
+    documents as written, so the value would sit there in clear (checked before anything is saved)."""
+    secrets = {k: v["value"] for k, v in _normalise_env(runtime_env).items() if v["is_secret"]}
+    if not secrets:
+        return
+    text = json.dumps(document)
+    for key, value in secrets.items():
+        # Shorter values ("1", "yes") turn up in any document by chance; they are redacted anyway.
+        if len(value) >= 4 and json.dumps(value)[1:-1] in text:
+            raise InvalidInputError(
+                f"the document contains the value of secret {key!r}; documents are stored as "
+                f"written: pass the value only in runtime_env and read it as $secrets.{key}"
+            )
+
+
 class _Live:
     """In-memory state of an execution that has not finished (or just did)."""
 

@@ -204,3 +204,27 @@ def test_values_derived_from_a_secret_never_stored_in_clear(tmp_path: Path) -> N
         data = path.read_bytes()
         for name, form in _transforms(DERIVED_SECRET).items():
             assert form not in data, f"{name} of the secret is in {path.name}"
+
+
+def test_a_document_holding_its_own_secret_is_refused_before_anything_is_saved(lab: Lab) -> None:
+    from stigmer_nb.errors import InvalidInputError
+
+    # What examples/dsl/44-secrets.yaml used to do: the value sat in document.metadata.
+    doc = """
+document:
+  dsl: '1.0.0'
+  namespace: sec
+  name: keeps-its-secret
+  version: '1.0.0'
+  metadata: {example: {runtime_env: {API_TOKEN: {value: s3cr3t-value, is_secret: true}}}}
+do:
+  - useIt:
+      set: {header: '${ "Bearer " + $secrets.API_TOKEN }'}
+"""
+    with pytest.raises(InvalidInputError, match="contains the value of secret 'API_TOKEN'"):
+        lab.run(doc, runtime_env={"API_TOKEN": {"value": "s3cr3t-value", "is_secret": True}})
+    lab.store.writer.flush()
+    assert lab.sql("SELECT count(*) AS n FROM workflows")["n"][0] == 0
+    # The same document with a secret it does not hold runs.
+    ok = lab.run(doc, runtime_env={"API_TOKEN": {"value": "another-value", "is_secret": True}}).wait(30)
+    assert ok.phase == "EXECUTION_COMPLETED" and ok.output == {"header": "Bearer ***"}
