@@ -189,7 +189,7 @@ class HistoryStore:
         ProtectedPathError.
         """
         cur = self.cursor()
-        kinds = self._guard.check(cur, sql, write=write)
+        kinds = self._guard.check(cur, sql, write=write, params=params)
         if not kinds:
             raise HistoryError("no SQL statement given")
         if write and self.writer is None:

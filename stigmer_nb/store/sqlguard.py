@@ -13,7 +13,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,9 @@ class SQLGuard:
     def __init__(self, protected: Sequence[Protected]) -> None:
         self.protected = tuple(protected)
 
-    def check(self, con: duckdb.DuckDBPyConnection, sql: str, *, write: bool) -> list[str]:
+    def check(
+        self, con: duckdb.DuckDBPyConnection, sql: str, *, write: bool, params: Any = None
+    ) -> list[str]:
         """Statement kinds in ``sql`` (what EXPLAIN ANALYZE would run counts as its own); raises if refused."""
         statements = _parse(con, sql)
         paths = _Paths(con, self.protected)
@@ -107,7 +109,7 @@ class SQLGuard:
                     )
                 _check_literals(text, paths)
                 continue
-            _walk(tree, paths, write=write)
+            _walk(tree, paths, write=write, params=params)
             if write:
                 _check_literals(text, paths)  # COPY TO and friends inside a WITH clause
         return kinds
@@ -146,7 +148,7 @@ def _serialize(con: duckdb.DuckDBPyConnection, text: str) -> dict[str, Any] | No
     return tree
 
 
-def _walk(tree: dict[str, Any], paths: _Paths, *, write: bool) -> None:
+def _walk(tree: dict[str, Any], paths: _Paths, *, write: bool, params: Any = None) -> None:
     stack: list[tuple[Any, bool]] = [(tree, False)]
     while stack:
         node, in_with = stack.pop()
@@ -167,7 +169,7 @@ def _walk(tree: dict[str, Any], paths: _Paths, *, write: bool) -> None:
                 if _PATHY.search(name):  # FROM 'data.csv': DuckDB reads the file
                     paths.check(name)
         if node.get("class") == "FUNCTION":
-            _check_function(node, paths, write=write)
+            _check_function(node, paths, write=write, params=params)
         if isinstance(node.get("file_path"), str):  # COPY ... TO 'file' (only reached with writes on)
             paths.check(node["file_path"])
         if node.get("file_path_expression") is not None:
@@ -177,7 +179,7 @@ def _walk(tree: dict[str, Any], paths: _Paths, *, write: bool) -> None:
                 stack.append((value, in_with or key == "cte_map"))
 
 
-def _check_function(node: dict[str, Any], paths: _Paths, *, write: bool) -> None:
+def _check_function(node: dict[str, Any], paths: _Paths, *, write: bool, params: Any = None) -> None:
     name = str(node.get("function_name") or "").lower()
     if name in _HIDDEN_SQL:
         raise HistoryError(
@@ -190,12 +192,13 @@ def _check_function(node: dict[str, Any], paths: _Paths, *, write: bool) -> None
     args = [a.get("expression", a) for a in node.get("arguments") or node.get("children") or []]
     positional = [a for a in args if not _is_named(a)]
     if positional:
-        files = _literal_strings(positional[0])
+        files = _literal_strings(positional[0], params)
         if files is None:
             raise ProtectedPathError(
                 f"the file given to {name}()",
-                "it is not a string literal, so it cannot be checked against the lab's own files; "
-                f"write the path as a literal, e.g. {name}('data.csv')",
+                "it is neither a string literal nor a bound parameter, so it cannot be checked against "
+                f"the lab's own files; write the path as a literal, e.g. {name}('data.csv'), or pass "
+                "it as a parameter",
             )
         for file in files:
             paths.check(file)
@@ -212,15 +215,32 @@ def _is_named(expr: dict[str, Any]) -> bool:
     )
 
 
-def _literal_strings(expr: dict[str, Any]) -> list[str] | None:
-    """The strings of ``'x'`` or ``['x', 'y']``, else None."""
+def _literal_strings(expr: dict[str, Any], params: Any = None) -> list[str] | None:
+    """The strings of ``'x'``, ``['x', 'y']`` or a bound parameter (``?``, ``$name``), else None."""
+    if expr.get("class") == "PARAMETER" and params is not None:
+        value = _parameter(str(expr.get("identifier")), params)
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            return list(value)
+        return None
     if expr.get("class") == "CONSTANT":
         literal = expr.get("literal") or {}
         return [literal["text"]] if literal.get("kind") in {"STRING", "VARCHAR"} else None
     if expr.get("class") == "FUNCTION" and expr.get("function_name") in {"list_value", "array_value"}:
-        items = [_literal_strings(a.get("expression", a)) for a in expr.get("arguments") or []]
+        items = [_literal_strings(a.get("expression", a), params) for a in expr.get("arguments") or []]
         if all(item is not None and len(item) == 1 for item in items):
             return [item[0] for item in items if item]
+    return None
+
+
+def _parameter(identifier: str, params: Any) -> Any:
+    """The value bound to ``?`` / ``$1`` (1-based, positional) or ``$name`` (a mapping)."""
+    if isinstance(params, Mapping):
+        return params.get(identifier)
+    if isinstance(params, Sequence) and not isinstance(params, str) and identifier.isdigit():
+        index = int(identifier) - 1
+        return params[index] if 0 <= index < len(params) else None
     return None
 
 

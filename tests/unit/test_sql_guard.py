@@ -103,7 +103,7 @@ def test_what_cannot_be_serialized_is_refused(lab: HistoryStore, monkeypatch: py
 
 
 def test_a_write_the_check_misses_is_rolled_back(lab: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlguard.SQLGuard, "check", lambda self, con, sql, *, write: ["SELECT"])
+    monkeypatch.setattr(sqlguard.SQLGuard, "check", lambda self, con, sql, *, write, params=None: ["SELECT"])
     deleted = lab.sql(HIDDEN_WRITES[0])
     assert deleted is not None and len(deleted) == 3  # it ran...
     assert count(lab) == 3  # ...and was rolled back
@@ -200,13 +200,26 @@ def test_the_lab_s_own_files_cannot_be_read(lab: HistoryStore, tmp_path: Path, s
     "sql",
     [
         "SELECT * FROM read_blob('lab/' || 'codec.key')",
-        "SELECT * FROM read_blob(?)",
         "SELECT * FROM read_text(getvariable('p'))",
     ],
 )
 def test_a_path_that_is_not_a_literal_is_refused(lab: HistoryStore, sql: str) -> None:
     with pytest.raises(ProtectedPathError, match="literal"):
-        lab.sql(sql, ["lab/codec.key"] if "?" in sql else None)
+        lab.sql(sql)
+
+
+@pytest.mark.parametrize("params", [["lab/codec.key"], {"p": "lab/codec.key"}], ids=["?", "$p"])
+def test_a_path_bound_as_a_parameter_is_checked_like_a_literal(
+    lab: HistoryStore, tmp_path: Path, params: object
+) -> None:
+    sql = "SELECT * FROM read_blob(?)" if isinstance(params, list) else "SELECT * FROM read_blob($p)"
+    with pytest.raises(ProtectedPathError, match="home"):
+        lab.sql(sql, params)
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    allowed = ["data.csv"] if isinstance(params, list) else {"p": "data.csv"}
+    assert lab.sql(sql.replace("read_blob", "read_csv"), allowed)["a"].tolist() == [1]
+    with pytest.raises(ProtectedPathError, match="literal"):
+        lab.sql("SELECT * FROM read_blob(?)", [5])
 
 
 def test_data_files_outside_the_home_can_be_read(lab: HistoryStore, tmp_path: Path) -> None:
