@@ -308,7 +308,13 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = self._log_tail()
-                if _PORT_CLASH in tail and self.respawn is not None and respawns < _PORT_RETRIES:
+                # The clash may sit above a Go panic's stack, far from the log's last lines.
+                launch = self._launch_lines()
+                if (
+                    any(_PORT_CLASH in line for line in launch)
+                    and self.respawn is not None
+                    and respawns < _PORT_RETRIES
+                ):
                     respawns += 1
                     again = self.respawn()
                     self.process, self.port, self.ui_port = again.process, again.port, again.ui_port
@@ -331,13 +337,22 @@ class EmbeddedServer:
             f"see {self.log_path}"
         )
 
-    def _log_tail(self, lines: int = 5) -> str:
-        """The last lines the latest launch wrote (each launch starts with a ``---`` line)."""
+    def _launch_lines(self) -> list[str]:
+        """What the latest launch wrote (each launch starts with a ``---`` line)."""
         try:
-            text = self.log_path.read_text(errors="replace").strip().split("\n--- ")[-1].splitlines()
+            return self.log_path.read_text(errors="replace").strip().split("\n--- ")[-1].splitlines()
         except OSError:
+            return []
+
+    def _log_tail(self, lines: int = 5) -> str:
+        """The first error of the latest launch, else its last lines (a panic's stack says little)."""
+        text = self._launch_lines()
+        if not text:
             return "no log"
-        return " | ".join(line.strip() for line in text[-lines:])
+        first_error = next(
+            (line for line in text if "level=ERROR" in line or line.startswith("panic:")), None
+        )
+        return first_error.strip() if first_error else " | ".join(line.strip() for line in text[-lines:])
 
     async def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and forget its PID file."""

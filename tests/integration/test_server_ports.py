@@ -65,3 +65,36 @@ def test_a_port_that_stays_taken_is_one_clear_error(tmp_path: Path, taken_port: 
     finally:
         server.stop_blocking()
     assert server.log_path.read_text().count("\n--- ") == 4  # the launch and three relaunches
+
+
+def test_a_clash_buried_under_a_panic_still_costs_only_a_relaunch(tmp_path: Path) -> None:
+    # Seen in CI: an internal service of the dev server lost its port, logged the clash, and the
+    # server died in a Go panic whose stack filled the log's last lines.
+    import os
+    import stat
+    import sys
+
+    real = Path(sys.executable).parent / "temporal"
+    marker = tmp_path / "launched-once"
+    fake = tmp_path / "temporal"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ]; then\n'
+        f'  touch "{marker}"\n'
+        '  echo \'time=now level=ERROR msg="Failed to start gRPC listener" error="listen tcp 127.0.0.1:1: '
+        "bind: address already in use\" service=worker'\n"
+        "  echo 'panic: runtime error: invalid memory address or nil pointer dereference'\n"
+        '  for i in 1 2 3 4 5 6 7 8 9 10; do echo "	/go/pkg/mod/server.go:$i +0x14c"; done\n'
+        "  exit 2\n"
+        "fi\n"
+        f'exec "{real}" "$@"\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    settings = Settings.from_env({}, home=tmp_path / "home", durable=False, ui=False, temporal_binary=fake)
+    server = EmbeddedServer.launch(settings)
+    try:
+        asyncio.run(server.wait_ready())
+        assert server.process.poll() is None
+    finally:
+        server.stop_blocking()
+    assert marker.exists() and os.path.exists(server.log_path)
