@@ -250,6 +250,12 @@ def _read_exact(stream: Any, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _under(value: int, hard: int) -> int:
+    import resource
+
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
+
+
 class _Done(Exception):
     """The reply is ready."""
 
@@ -263,6 +269,8 @@ def _serve() -> None:
     from .expressions import compile_message, first_line, program_source
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    as_soft, as_hard = resource.getrlimit(resource.RLIMIT_AS)
+    cpu_soft, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     programs: dict[tuple[str, tuple[str, ...]], Any] = {}
     while True:
         header = _read_exact(stdin, _HEADER.size)
@@ -275,12 +283,13 @@ def _serve() -> None:
         request = orjson.loads(line)
         names = tuple(request["n"])
         key = (request["e"], names)
-        resource.setrlimit(resource.RLIMIT_AS, (request["m"], resource.RLIM_INFINITY))
+        # Soft limits only, under the hard ones inherited (a `ulimit -v` shell may have set them).
+        resource.setrlimit(resource.RLIMIT_AS, (_under(request["m"], as_hard), as_hard))
         # The parent kills a child at the deadline; should the parent die first (a killed kernel),
         # the CPU limit ends the runaway on its own (SIGXCPU), a couple of seconds later.
         used = resource.getrusage(resource.RUSAGE_SELF)
         cpu = math.ceil(used.ru_utime + used.ru_stime + request["t"]) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
+        resource.setrlimit(resource.RLIMIT_CPU, (_under(cpu, cpu_hard), cpu_hard))
         try:
             if "c" in request:  # compile only: jq folds constants at compile time ("x" * 1e9)
                 jq.compile(request["e"], args=dict.fromkeys(request["c"])) if request["c"] else jq.compile(
@@ -312,8 +321,8 @@ def _serve() -> None:
         except ValueError as exc:
             reply = b"e" + first_line(str(exc)).encode()
         finally:
-            resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            resource.setrlimit(resource.RLIMIT_AS, (as_soft, as_hard))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_soft, cpu_hard))
         stdout.write(_HEADER.pack(len(reply)) + reply)
         stdout.flush()
 

@@ -240,3 +240,18 @@ def test_validation_does_not_build_a_folded_constant_in_this_process() -> None:
         ).split()[1]
     )
     assert peak_kb - rss_kb < 200 * 1024, "jq folded the 2 GB string in this process"
+
+
+def test_evaluators_work_under_an_inherited_hard_memory_limit() -> None:
+    # A shell with `ulimit -v` (or a container) sets hard limits a child may not raise again.
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))\n"
+        "from stigmer_nb.dsl.expressions import evaluate\n"
+        "print(evaluate('.n * 2', {'n': 21}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "42", proc.stderr
