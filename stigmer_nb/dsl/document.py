@@ -391,27 +391,16 @@ def load_source(source: str | bytes | Path | Mapping[str, Any]) -> LoadedDocumen
         )
     _check_size(len(text), str(path) if path else "the document")
     data, positions = _parse_yaml(text, str(path) if path else "document")
-    if data is None:
-        raise DSLValidationError(
-            [
-                problem(
-                    "validation",
-                    "the document is empty; it needs `document` and `do`",
-                    title="Empty document",
-                )
-            ],
-            source=str(path) if path else "document",
+    if data is None or not isinstance(data, dict):
+        empty = data is None
+        detail = (
+            "the document is empty; it needs `document` and `do`"
+            if empty
+            else "a workflow document must be a mapping with `document` and `do`"
         )
-    if not isinstance(data, dict):
+        title = "Empty document" if empty else "Not a workflow document"
         raise DSLValidationError(
-            [
-                problem(
-                    "validation",
-                    "a workflow document must be a mapping with `document` and `do`",
-                    title="Not a workflow document",
-                )
-            ],
-            source=str(path) if path else "document",
+            [problem("validation", detail, title=title)], source=str(path) if path else "document"
         )
     return LoadedDocument(data, text=text, path=path, positions=positions)
 

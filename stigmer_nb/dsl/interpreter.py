@@ -258,29 +258,22 @@ class Engine:
         return args
 
     def _eval_field(self, value: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
-        try:
-            limits = self.pace.jq_limits(ref)
-            result = evaluate_field(value, data, args, limits)
-            if self.taint.active:
-                rerun = lambda d, a: evaluate_field(value, d, a, limits)  # noqa: E731
-                self.taint.derive(rerun, value, data, args, result)
-            return result
-        except ExpressionLimitError as exc:
-            raise LimitExceeded.of(
-                f"{exc}; see the jq_timeout, jq_memory_mb and max_value_bytes settings", instance=ref
-            ) from None
-        except ExpressionError as exc:
-            raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
+        return self._evaluate(evaluate_field, value, data, args, ref)
 
     def _eval_value(self, value: Any, data: Any, args: Mapping[str, Any], ref: str) -> Any:
         if not isinstance(value, str | dict | list):
             return value
+        return self._evaluate(evaluate_value, value, data, args, ref)
+
+    def _evaluate(
+        self, how: Callable[..., Any], value: Any, data: Any, args: Mapping[str, Any], ref: str
+    ) -> Any:
+        """``how`` (evaluate_field or evaluate_value) under this run's limits, learning secret taint."""
         try:
             limits = self.pace.jq_limits(ref)
-            result = evaluate_value(value, data, args, limits)
+            result = how(value, data, args, limits)
             if self.taint.active:
-                rerun = lambda d, a: evaluate_value(value, d, a, limits)  # noqa: E731
-                self.taint.derive(rerun, value, data, args, result)
+                self.taint.derive(lambda d, a: how(value, d, a, limits), value, data, args, result)
             return result
         except ExpressionLimitError as exc:
             raise LimitExceeded.of(
