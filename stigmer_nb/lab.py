@@ -405,7 +405,11 @@ class Lab:
         runtime_env: Mapping[str, Any] | None = None,
     ) -> Execution:
         """Validate and start ``doc`` (a path, YAML text or a dict); returns at once."""
-        return self._check().call(self._run(doc, input, name, runtime_env))
+        thread = self._check()
+        # Validation runs here, on the caller's thread: it may wait on jq evaluators (compiling
+        # what could run away), and on the lab's loop that wait would stall both workers.
+        document, spec = self._prepared(doc, runtime_env)
+        return thread.call(self._run(document, spec, input, name, runtime_env))
 
     async def arun(
         self,
@@ -416,17 +420,25 @@ class Lab:
         runtime_env: Mapping[str, Any] | None = None,
     ) -> Execution:
         """Async twin of ``run``."""
-        return await self._check().run(self._run(doc, input, name, runtime_env))
+        thread = self._check()
+        document, spec = await asyncio.to_thread(self._prepared, doc, runtime_env)
+        return await thread.run(self._run(document, spec, input, name, runtime_env))
+
+    def _prepared(
+        self, doc: str | Path | Mapping[str, Any], runtime_env: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        document, spec = self.prepare(doc)
+        refuse_secrets_in(document, runtime_env)
+        return document, spec
 
     async def _run(
         self,
-        doc: str | Path | Mapping[str, Any],
+        document: dict[str, Any],
+        spec: dict[str, Any] | None,
         input: Any,
         name: str | None,
         runtime_env: Mapping[str, Any] | None,
     ) -> Execution:
-        document, spec = self.prepare(doc)
-        refuse_secrets_in(document, runtime_env)
         wf = await self.service.apply_workflow(document, spec=spec)
         record = await self.service.create_execution(
             workflow=wf.id, name=name, input=input, runtime_env=runtime_env

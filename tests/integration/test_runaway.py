@@ -117,3 +117,26 @@ def test_progress_is_visible_while_a_long_loop_runs(lab_factory: Callable[..., L
     run.wait(timeout=60)
     assert run.phase == "EXECUTION_COMPLETED"
     assert seen > 0, "no transition reached the history before the run ended"
+
+
+def test_validation_runs_off_the_lab_loop(
+    lab_factory: Callable[..., Lab], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validating may wait on jq evaluators (a compile up to jq_timeout each): on the lab's loop
+    # that wait would stall both workers.
+    import asyncio
+    import threading
+
+    lab = lab_factory()
+    seen: list[threading.Thread] = []
+    prepare = Lab.prepare
+
+    def spying(self: Lab, doc: object) -> object:
+        seen.append(threading.current_thread())
+        return prepare(self, doc)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Lab, "prepare", spying)
+    assert lab.run(GOOD).wait(20).phase == "EXECUTION_COMPLETED"
+    assert asyncio.run(lab.arun(GOOD)).wait(20).phase == "EXECUTION_COMPLETED"
+    loop_thread = lab._check().thread
+    assert len(seen) == 2 and all(t is not loop_thread for t in seen)
