@@ -201,7 +201,7 @@ class Settings:
             max_items=self.max_items,
             max_task_runs=self.max_task_runs,
             max_jumps=self.max_jumps,
-            jq_timeout=min(self.jq_timeout, 1.5),
+            jq_timeout=self.jq_timeout,
             jq_memory_mb=self.jq_memory_mb,
             max_value_bytes=self.max_value_bytes,
         )

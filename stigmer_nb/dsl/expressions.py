@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import jq
-import orjson
 
-from .jqpool import JqLimitError, JqLimits, JqRuntimeError, compile_remote, evaluate_remote
+from .jqpool import JqLimitError, JqLimits, JqRuntimeError, compile_remote, dumps, evaluate_remote
 
 __all__ = [
     "STANDARD_ARGS",
@@ -267,16 +266,6 @@ def _bounded(expression: str) -> bool:
         _bounded_cache.clear()
     _bounded_cache[expression] = ok
     return ok
-
-
-def dumps(value: Any) -> bytes:
-    """``value`` as compact JSON (integers past 64 bits included)."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        import json
-
-        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
 
 
 _DEFAULT_LIMITS = JqLimits()

@@ -27,12 +27,12 @@ from .durations import DurationError, parse_duration
 from .expressions import (
     ExpressionError,
     ExpressionLimitError,
-    dumps,
     evaluate_field,
     evaluate_value,
     is_expression,
     truthy,
 )
+from .jqpool import dumps
 from .limits import LimitExceeded, Pace
 from .problems import WorkflowProblem, error_kind, matches_filter, problem
 from .taint import Taint

@@ -26,7 +26,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JqLimitError", "JqLimits", "JqRuntimeError", "compile_remote", "evaluate_remote", "shutdown"]
+__all__ = [
+    "JqLimitError",
+    "JqLimits",
+    "JqRuntimeError",
+    "compile_remote",
+    "dumps",
+    "evaluate_remote",
+    "shutdown",
+]
 
 _HEADER = struct.Struct(">I")
 _MAX_CHILDREN = 4
@@ -54,7 +62,8 @@ class JqRuntimeError(Exception):
     """jq refused the program or failed while running it (the message is jq's)."""
 
 
-def _dumps(value: Any) -> bytes:
+def dumps(value: Any) -> bytes:
+    """``value`` as compact JSON (integers past 64 bits included)."""
     try:
         return orjson.dumps(value)
     except TypeError:
@@ -217,7 +226,7 @@ def evaluate_remote(expression: str, names: tuple[str, ...], data: Any, limits: 
     Raises ``JqRuntimeError`` with jq's message, ``JqLimitError`` past a limit, ``TypeError`` for
     data that is not JSON.
     """
-    reply = _exchange({"e": expression, "n": list(names)}, _dumps(data), limits)
+    reply = _exchange({"e": expression, "n": list(names)}, dumps(data), limits)
     status, payload = reply[:1], reply[1:]
     if status == b"o":
         text = b"[" + payload.replace(b"\n", b",") + b"]"

@@ -42,7 +42,7 @@ class Pace:
     def __init__(self, limits: RunLimits) -> None:
         self.limits = limits
         self.jq = JqLimits(
-            timeout=limits.jq_timeout,
+            timeout=min(limits.jq_timeout, SLICE_SECONDS),  # a longer wait would end the slice anyway
             memory_bytes=limits.jq_memory_mb * 1024 * 1024,
             max_bytes=limits.max_value_bytes,
         )

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..temporal.codec import SecretValues
-from .expressions import dumps
+from .jqpool import dumps
 
 __all__ = ["Taint"]
 
