@@ -203,6 +203,8 @@ def _exchange(header: dict[str, Any], data: bytes, limits: JqLimits) -> bytes:
         child = _pool.take(limits.timeout)
     except TimeoutError:
         raise JqLimitError(f"no jq evaluator was free within {limits.timeout:g} s") from None
+    except OSError as exc:  # no process to be had (file descriptors, memory): nothing to retry
+        raise JqLimitError(f"no jq evaluator process could be started ({exc.strerror or exc})") from None
     healthy = False
     try:
         reply = child.call(request, max(limits.timeout - (time.monotonic() - started), 0.001))

@@ -255,3 +255,18 @@ def test_evaluators_work_under_an_inherited_hard_memory_limit() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "42", proc.stderr
+
+
+def test_an_evaluator_that_cannot_start_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stigmer_nb.dsl.parse import parse_workflow
+    from stigmer_nb.errors import DSLValidationError
+
+    jqpool.shutdown()
+    monkeypatch.setattr(jqpool.sys, "executable", "/nonexistent/python")
+    with pytest.raises(ExpressionLimitError, match="no jq evaluator process could be started"):
+        evaluate(".n * 2", {"n": 1})
+    doc = "document: {dsl: '1.0.0', namespace: t, name: s, version: '1.0.0'}\ndo:\n  - a:\n      set: '${ .n * 2 }'\n"
+    with pytest.raises(DSLValidationError, match="no jq evaluator process could be started"):
+        parse_workflow(doc)
+    monkeypatch.undo()
+    assert evaluate(".n * 2", {"n": 1}) == 2
