@@ -166,18 +166,21 @@ class _Pool:
 
     def give(self, child: _Child, *, healthy: bool) -> None:
         with self._free:
+            retired = child not in self._busy  # the pool was shut down while it worked
             self._busy.discard(child)
-            if healthy:
+            keep = healthy and not retired
+            if keep:
                 self._idle.append(child)
             self._free.notify()
-        if not healthy:
+        if not keep:
             child.kill()
 
     def shutdown(self) -> None:
+        """Stop the idle children now; one at work (another lab's evaluation) when it is given back."""
         with self._free:
-            children = self._idle + list(self._busy)
-            self._idle, self._busy = [], set()
-        for child in children:
+            idle, self._idle = self._idle, []
+            self._busy = set()
+        for child in idle:
             child.kill()
 
 

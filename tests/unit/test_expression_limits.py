@@ -270,3 +270,15 @@ def test_an_evaluator_that_cannot_start_is_one_clear_error(monkeypatch: pytest.M
         parse_workflow(doc)
     monkeypatch.undo()
     assert evaluate(".n * 2", {"n": 1}) == 2
+
+
+def test_a_shutdown_lets_an_evaluation_in_progress_finish() -> None:
+    # lab.stop() shuts the pool down; another lab in the same process may be evaluating.
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(evaluate("[range(300000)] | length", None)))
+    worker.start()
+    time.sleep(0.1)
+    jqpool.shutdown()
+    worker.join(10)
+    assert result == [300000]
+    assert not jqpool._pool._idle  # the busy child was stopped when it came back
