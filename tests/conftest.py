@@ -66,6 +66,31 @@ def queue_env(suffix: str) -> dict[str, str]:
     }
 
 
+def start_options(settings: Settings) -> dict[str, str | None]:
+    """``stigmer_nb.start(**options)`` for a lab in a kernel: these settings' home, server and queues."""
+    return {
+        "home": str(settings.home),
+        "temporal_host_port": settings.temporal_host_port,
+        "stigmer_queue": settings.stigmer_queue,
+        "runner_queue": settings.runner_queue,
+        "zigflow_queue": settings.zigflow_queue,
+    }
+
+
+def closed_port_document(name: str) -> str:
+    """A workflow whose call fails on every attempt: port 1 is closed, so each attempt is a
+    retryable ConnectError that temporalio logs with a traceback before the retries run out."""
+    return f"""
+document: {{dsl: '1.0.0', namespace: tests, name: {name}, version: '1.0.0'}}
+do:
+  - fetch:
+      call: http
+      with:
+        method: get
+        endpoint: http://127.0.0.1:1/
+"""
+
+
 @pytest.fixture
 def lab_settings(
     temporal_server: EmbeddedServer, tmp_path: Path, request: pytest.FixtureRequest

@@ -10,20 +10,11 @@ from typing import Any
 
 import pytest
 
-from ..conftest import queue_env
+from ..conftest import closed_port_document, queue_env
 
 pytestmark = pytest.mark.integration
 
-# Port 1 is closed: each attempt is a retryable ConnectError that temporalio logs with a traceback.
-CLOSED_PORT = """
-document: {dsl: '1.0.0', namespace: cli, name: cli-closed-port, version: '1.0.0'}
-do:
-  - fetch:
-      call: http
-      with:
-        method: get
-        endpoint: http://127.0.0.1:1/
-"""
+CLOSED_PORT = closed_port_document("cli-closed-port")
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])

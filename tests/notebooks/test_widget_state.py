@@ -12,6 +12,8 @@ from nbconvert import HTMLExporter
 
 from stigmer_nb.settings import Settings
 
+from ..conftest import start_options
+
 pytestmark = pytest.mark.integration
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -30,13 +32,7 @@ def test_the_saved_notebook_shows_the_finished_execution(
     lab_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     s = lab_settings()
-    options = {
-        "home": str(s.home),
-        "temporal_host_port": s.temporal_host_port,
-        "stigmer_queue": s.stigmer_queue,
-        "runner_queue": s.runner_queue,
-        "zigflow_queue": s.zigflow_queue,
-    }
+    options = start_options(s)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(f"import stigmer_nb\nlab = stigmer_nb.start(**{options!r})"),

@@ -14,19 +14,11 @@ from jupyter_client.manager import KernelManager
 
 from stigmer_nb.settings import Settings
 
+from ..conftest import closed_port_document, start_options
+
 pytestmark = pytest.mark.integration
 
-# Port 1 is closed: each attempt is a retryable ConnectError, which temporalio logs ("Completing
-# activity as failed" with a traceback) before the retries run out and the workflow fails.
-CLOSED_PORT = """
-document: {dsl: '1.0.0', namespace: notebooks, name: closed-port, version: '1.0.0'}
-do:
-  - fetch:
-      call: http
-      with:
-        method: get
-        endpoint: http://127.0.0.1:1/
-"""
+CLOSED_PORT = closed_port_document("closed-port")
 
 
 def _execute(kc: Any, code: str, messages: list[dict[str, Any]], timeout: float = 120) -> dict[str, Any]:
@@ -60,13 +52,7 @@ def test_a_failing_activity_leaves_no_traceback_in_the_cell(
     lab_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     s = lab_settings()
-    options = {
-        "home": str(s.home),
-        "temporal_host_port": s.temporal_host_port,
-        "stigmer_queue": s.stigmer_queue,
-        "runner_queue": s.runner_queue,
-        "zigflow_queue": s.zigflow_queue,
-    }
+    options = start_options(s)
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(tmp_path))
     kc = km.client()
