@@ -35,7 +35,7 @@ do:
   - greet:
       set: {greeting: '${ "hello " + .name }'}
   - pause:
-      wait: {seconds: 4}
+      wait: {seconds: 10}
   - group:
       do:
         - inner:
@@ -240,10 +240,20 @@ def test_live_view_and_temporal_ui_in_jupyterlab(jupyter: Jupyter, browser: Any)
     wait_for(lambda: page.locator(".stigmer-dashboard").count() == 1, 60, "the last cell's output")
     wait_for(lambda: kernel_state(jupyter) == "idle", 60, "the cells to finish")
 
-    # Every cell has run and the kernel idles; the execution is still going (it waits 4 s).
-    phase = view.locator(".stigmer-phase")
-    assert phase.get_attribute("data-phase") in ("EXECUTION_PENDING", "EXECUTION_IN_PROGRESS")
-    assert view.locator(".stigmer-cancel").is_visible()
+    # Every cell has run and the kernel idles; the execution is still going (it waits 10 s, which
+    # leaves room for a slow dashboard cell on a loaded machine). Phase and button are read in one
+    # go so that the run cannot finish between the two reads.
+    phase, cancel_shown = page.evaluate(
+        """() => {
+            const view = document.querySelector('.stigmer-view');
+            const button = view.querySelector('.stigmer-cancel');
+            const shown = !!button && getComputedStyle(button).display !== 'none'
+                && button.getBoundingClientRect().width > 0;
+            return [view.querySelector('.stigmer-phase').getAttribute('data-phase'), shown];
+        }"""
+    )
+    assert phase in ("EXECUTION_PENDING", "EXECUTION_IN_PROGRESS"), phase
+    assert cancel_shown
     page.screenshot(path=str(ARTIFACTS / "1-running.png"), full_page=True)
 
     # Updates arrive from the lab's thread while the kernel stays idle.
