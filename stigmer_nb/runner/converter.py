@@ -6,13 +6,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..dsl.check import SUPPORTED_DSL
 from ..dsl.document import pointer_join
-from ..dsl.expressions import is_expression
-from ..dsl.problems import ERROR_BASE, STANDARD_STATUS, error_kind, problem
-from ..dsl.validate import SUPPORTED_DSL
+from ..dsl.problems import problem
+from ..dsl.tasks import TYPES
 from ..errors import DSLValidationError, did_you_mean
 
-__all__ = ["TASK_KINDS", "convert_spec"]
+__all__ = ["TASK_KINDS", "SpecTask", "convert_spec"]
 
 TASK_KINDS = (
     "SET",
@@ -31,14 +31,15 @@ TASK_KINDS = (
 )
 """``WorkflowTaskKind`` without its ``WORKFLOW_TASK_KIND_`` prefix; the enum number is index + 1."""
 
+_FROM_STIGMER = {kind: convert for t in TYPES.values() for kind, convert in t.from_stigmer.items()}
+"""Each kind's ``taskConfig`` → DSL task body, from the task type it becomes (``dsl/tasks``)."""
+assert set(_FROM_STIGMER) == set(TASK_KINDS), "every Stigmer kind maps to one task type"
+
 _KIND_PREFIX = "WORKFLOW_TASK_KIND_"
 _SPEC_FIELDS = ("document", "tasks", "description", "env_spec")
 _DOCUMENT_FIELDS = ("dsl", "namespace", "name", "version", "description")
 _TASK_FIELDS = ("name", "kind", "task_config", "export", "flow")
-_HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-_SIGNAL_TYPES = ("signal", "query", "update")
 _SCOPES = ("api_resource_owner_scope_unspecified", "platform", "organization", "identity_account")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -171,7 +172,7 @@ class _Converter:
             return None
         config = _Message(msg.get("task_config"), msg.at("task_config"))
         errors_before = len(self.problems)
-        body = getattr(self, f"kind_{kind.lower()}")(_Task(name, kind, config, self))
+        body = _FROM_STIGMER[kind](SpecTask(name, kind, config, self))
         if len(self.problems) > errors_before or body is None:
             return None
         self.common(msg, name, body)
@@ -206,191 +207,8 @@ class _Converter:
             if flow is not None and flow.has("then"):
                 body["then"] = flow.get("then")
 
-    # --- one method per kind: taskConfig → the DSL task body --------------------------------
 
-    def kind_set(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("variables")
-        variables = t.mapping("variables", required=True)
-        if variables is None:
-            return None
-        for key, value in variables.items():
-            if not isinstance(value, str):
-                # map<string, string>: a number here would be refused by protojson too.
-                t.fail(
-                    pointer_join(t.config.at("variables"), key),
-                    f"variable {key!r} must be a string, not {value!r}",
-                )
-        return {"set": dict(variables)}
-
-    def kind_http_call(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("method", "endpoint", "headers", "body", "timeout_seconds")
-        method = t.string("method")
-        if method is not None and method.upper() not in _HTTP_METHODS:
-            t.fail(t.config.at("method"), f"method {method!r} must be one of {', '.join(_HTTP_METHODS)}")
-        endpoint = t.message("endpoint", ("uri",), required=True)
-        uri = t.string("uri", within=endpoint) if endpoint is not None else None
-        with_: dict[str, Any] = {"method": method, "endpoint": {"uri": uri}}
-        headers = t.string_map("headers")
-        if headers:
-            with_["headers"] = headers
-        body = t.mapping("body")
-        if body:
-            with_["body"] = body
-        out: dict[str, Any] = {"call": "http", "with": with_}
-        seconds = t.integer("timeout_seconds", 1, 300)
-        if seconds is not None:
-            out["timeout"] = {"after": {"seconds": seconds}}
-        return out
-
-    def kind_grpc_call(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("service", "method", "request")
-        with_: dict[str, Any] = {"service": t.string("service"), "method": t.string("method")}
-        request = t.mapping("request")
-        if request:
-            with_["arguments"] = request
-        return {"call": "grpc", "with": with_}
-
-    def kind_call_activity(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("activity", "input")
-        with_: dict[str, Any] = {"name": t.string("activity")}
-        data = t.mapping("input")
-        if data:
-            with_["input"] = data
-        return {"call": "activity", "with": with_}
-
-    def kind_switch(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("cases")
-        cases = []
-        for _, case in t.items("cases", fields=("name", "when", "then")):
-            if case is None:
-                continue
-            name = t.string("name", within=case)
-            then = t.string("then", within=case)
-            spec: dict[str, Any] = {}
-            if case.has("when"):  # protojson's empty `when` is the default case
-                spec["when"] = t.string("when", within=case)
-            spec["then"] = then
-            cases.append({name: spec})
-        return {"switch": cases}
-
-    def kind_for(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("each", "in", "do")
-        spec: dict[str, Any] = {}
-        if t.config.has("each"):  # Stigmer's SDK leaves it out: the DSL's default `item` applies
-            spec["each"] = t.string("each")
-        spec["in"] = t.string("in")
-        return {"for": spec, "do": t.subtasks("do", t.config)}
-
-    def kind_fork(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("branches", "compete")
-        branches = []
-        for _, branch in t.items("branches", fields=("name", "do")):
-            if branch is not None:
-                branches.append({t.string("name", within=branch): {"do": t.subtasks("do", branch)}})
-        compete = t.config.get("compete", False)
-        if not isinstance(compete, bool):
-            t.fail(t.config.at("compete"), f"compete must be true or false, not {compete!r}")
-        return {"fork": {"branches": branches, "compete": compete}}
-
-    def kind_try(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("try", "catch")
-        out: dict[str, Any] = {"try": t.subtasks("try", t.config)}
-        catch: dict[str, Any] = {}
-        block = t.message("catch", ("as", "do"))
-        if block is not None:
-            if block.has("as"):
-                catch["as"] = t.string("as", within=block)
-            if block.has("do"):
-                catch["do"] = t.subtasks("do", block)
-        out["catch"] = catch
-        return out
-
-    def kind_listen(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("to")
-        to = t.message("to", ("mode", "signals"), required=True)
-        if to is None:
-            return None
-        mode = to.get("mode") or "one"
-        if mode not in ("one", "all"):
-            t.fail(to.at("mode"), f"to.mode must be one or all, not {mode!r}")
-        filters = []
-        for _, signal in t.items("signals", within=to, fields=("id", "type")):
-            if signal is None:
-                continue
-            kind = signal.get("type") or "signal"
-            if kind != "signal":
-                reason = (
-                    "is not one of signal, query, update" if kind not in _SIGNAL_TYPES else "is not supported"
-                )
-                t.fail(
-                    signal.at("type"),
-                    f"signal type {kind!r} {reason}; listen waits for events delivered by signal",
-                )
-            filters.append({"with": {"type": t.string("id", within=signal)}})
-        if mode == "all":
-            strategy: dict[str, Any] = {"all": filters}
-        elif len(filters) == 1:
-            strategy = {"one": filters[0]}
-        else:
-            strategy = {"any": filters}
-        return {"listen": {"to": strategy}}
-
-    def kind_wait(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("seconds")
-        return {"wait": {"seconds": t.integer("seconds", 1, None, required=True)}}
-
-    def kind_raise(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("error", "message")
-        error = t.string("error")
-        if error is None:
-            return None
-        out: dict[str, Any] = {**_error_type(error), "title": error}
-        if t.config.has("message"):
-            out["detail"] = t.string("message")
-        return {"raise": {"error": out}}
-
-    def kind_run(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("workflow", "input")
-        ref = t.string("workflow")
-        if ref is None:
-            return None
-        namespace, _, name = ref.rpartition("/")
-        workflow: dict[str, Any] = {
-            "namespace": namespace or self.namespace,
-            "name": name,
-            "version": "latest",
-        }
-        data = t.mapping("input")
-        if data:
-            workflow["input"] = data
-        return {"run": {"workflow": workflow}}
-
-    def kind_agent_call(self, t: _Task) -> dict[str, Any] | None:
-        t.fields("agent", "scope", "message", "env", "config")
-        agent = t.string("agent")
-        if agent is not None and len(agent) > 63:
-            t.fail(t.config.at("agent"), f"agent {agent!r} is longer than 63 characters (it is a slug)")
-        with_: dict[str, Any] = {"agent": agent, "message": t.string("message")}
-        if t.config.get("scope") is not None:
-            with_["scope"] = t.scope()
-        env = t.string_map("env")
-        if env:
-            with_["env"] = env
-        config = t.message("config", ("model", "timeout", "temperature"))
-        if config is not None:
-            options: dict[str, Any] = {}
-            if config.has("model"):
-                options["model"] = t.string("model", within=config)
-            if config.has("timeout"):
-                options["timeout"] = t.integer("timeout", 1, 3600, within=config)
-            if config.has("temperature"):
-                options["temperature"] = t.number("temperature", 0, 1, within=config)
-            if options:
-                with_["config"] = options
-        return {"call": "agent", "with": with_}
-
-
-class _Task:
+class SpecTask:
     """Reading one task's ``taskConfig``: typed getters that report problems with the task's name."""
 
     def __init__(self, name: str, kind: str, config: _Message, converter: _Converter) -> None:
@@ -525,19 +343,6 @@ class _Task:
             self.fail(self.config.at("scope"), f"scope {value!r} must be one of {', '.join(_SCOPES[1:])}")
             return None
         return "organization" if name == _SCOPES[0] else name
-
-
-def _error_type(error: str) -> dict[str, Any]:
-    """``type`` and ``status`` for ``RAISE.error`` (the rule is in ``convert_spec``'s docstring)."""
-    if is_expression(error):
-        return {"type": error, "status": 500}
-    if _URI.match(error):
-        kind = error_kind(error)
-        return {"type": error, "status": STANDARD_STATUS[kind] if kind else 500}
-    kind = error.strip().lower()
-    if kind in STANDARD_STATUS:
-        return {"type": ERROR_BASE + kind, "status": STANDARD_STATUS[kind]}
-    return {"type": ERROR_BASE + "runtime", "status": 500}
 
 
 def convert_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
