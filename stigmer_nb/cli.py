@@ -310,6 +310,7 @@ async def _run_worker(side: str, settings: Any) -> None:
     converter = sealing_converter(settings, values)
     client = await connect_client(settings.temporal_host_port, settings, converter)
     store = None
+    effects: EffectActivities | None = None
     if side == "stigmer":
         from .service import Service
         from .store import HistoryStore
@@ -346,6 +347,8 @@ async def _run_worker(side: str, settings: Any) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(worker.shutdown(), timeout=15)
     await asyncio.gather(*tasks, return_exceptions=True)
+    if effects is not None:
+        await effects.close()
     if store is not None:
         store.close()
     for task in done:

@@ -203,6 +203,7 @@ class Lab:
         self._thread: LoopThread | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+        self._effects: EffectActivities | None = None
         self._warming: asyncio.Future[None] | None = None
         self.server: EmbeddedServer | None = None
         self._client: Client | None = None
@@ -285,6 +286,7 @@ class Lab:
                 effects=effects,
                 active=self.active_runs,
             )
+        self._effects = effects
         self._worker_tasks = [asyncio.create_task(w.run()) for w in self._workers]
         await self._reconcile()
         self._warming = asyncio.ensure_future(asyncio.to_thread(_warm_up))
@@ -331,6 +333,8 @@ class Lab:
         for task in self._worker_tasks:
             task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        if self._effects is not None:
+            await self._effects.close()
         if self._warming is not None:
             await asyncio.gather(self._warming, return_exceptions=True)
         # Blocking calls from here on: at interpreter exit the default executor is already gone.

@@ -5,31 +5,58 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from ..temporal.types import FailureDetail
 from . import effects
 from .problems import problem
 
-__all__ = ["EffectActivities", "Registry", "effect_error"]
+__all__ = ["EFFECT_TIMEOUT", "EffectActivities", "Registry", "effect_error", "effect_timeout"]
+
+EFFECT_TIMEOUT = 120.0
+"""Seconds a call that bounds itself (gRPC, MCP, A2A) may take when ``with.timeout`` says nothing."""
 
 
 def effect_error(
     kind: str, detail: str, *, status: int | None = None, title: str | None = None, retryable: bool = False
 ) -> ApplicationError:
     """An activity error carrying a problem; non-retryable unless said otherwise."""
-    details = problem(kind, detail, status=status, title=title)
-    return ApplicationError(
+    failure = FailureDetail(problem(kind, detail, status=status, title=title))
+    error: ApplicationError = failure.error(
         detail,
-        details,
         type=effects.PROBLEM_ERROR_TYPE if not retryable else "RetryableProblem",
         non_retryable=not retryable,
     )
+    return error
+
+
+def effect_timeout(value: Any, default: float = EFFECT_TIMEOUT) -> float:
+    """Seconds from ``with.timeout``: a number, a DSL duration, ISO 8601, or ``{after: duration}``."""
+    from .durations import DurationError, parse_duration
+
+    if value is None:
+        return default
+    if isinstance(value, Mapping) and set(value) == {"after"}:
+        value = value["after"]  # the task-level timeout shape
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            seconds = parse_duration(value).total_seconds()
+    except DurationError as exc:
+        raise effect_error("configuration", f"timeout: {exc}", title="Bad timeout") from None
+    if not seconds > 0:
+        raise effect_error(
+            "configuration", f"timeout must be more than zero seconds, got {value!r}", title="Bad timeout"
+        )
+    return seconds
 
 
 @dataclass
@@ -104,12 +131,30 @@ class EffectActivities:
         workflows: WorkflowLookup | None = None,
         events: EventSink | None = None,
         allow_shell: bool = False,
+        http_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.registry = registry
         self._client = client
         self._workflows = workflows
         self._events = events
         self._allow_shell = allow_shell
+        self._http_transport = http_transport
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The worker's one pooled HTTP client (calls, OpenAPI documents, script sources, protos)."""
+        if self._http is None:
+            from .http import new_client
+
+            self._http = new_client(self._http_transport)
+        return self._http
+
+    async def close(self) -> None:
+        """Close the pooled HTTP client (the worker has stopped)."""
+        if self._http is not None:
+            client, self._http = self._http, None
+            await client.aclose()
 
     @activity.defn(name=effects.CALL_FUNCTION)
     async def call_function(self, inp: effects.EffectInput) -> Any:
@@ -198,14 +243,14 @@ class EffectActivities:
         """``call: http``."""
         from .http import call_http
 
-        return await call_http(inp)
+        return await call_http(inp, self.http)
 
     @activity.defn(name=effects.CALL_OPENAPI)
     async def call_openapi(self, inp: effects.EffectInput) -> Any:
         """``call: openapi``."""
         from .openapi import call_openapi
 
-        return await call_openapi(inp)
+        return await call_openapi(inp, self.http)
 
     @activity.defn(name=effects.CALL_GRPC)
     async def call_grpc(self, inp: effects.EffectInput) -> Any:
@@ -231,7 +276,7 @@ class EffectActivities:
         self._check_shell("script")
         from .processes import run_script
 
-        return await run_script(inp)
+        return await run_script(inp, self.http)
 
     def _check_shell(self, which: str) -> None:
         # Checked again here: a document cannot talk a worker into running commands.

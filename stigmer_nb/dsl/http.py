@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from http.cookiejar import CookieJar, CookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
@@ -29,6 +31,7 @@ __all__ = [
     "expand_template",
     "fetch",
     "flag",
+    "new_client",
     "perform",
     "redact_url",
     "resolve_endpoint",
@@ -84,7 +87,50 @@ class _Received:
 # --- the effect -------------------------------------------------------------------------------
 
 
-async def call_http(inp: EffectInput) -> Any:
+class _NoCookies(CookiePolicy):
+    """Accept no cookie and send none (a shared client must not carry sessions between calls)."""
+
+    netscape = True
+    rfc2965 = False
+    hide_cookie2 = True
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
+
+
+def new_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """A pooled client for one worker's calls (``transport`` replaces the network, e.g. in tests).
+
+    It keeps no cookies: one workflow's session must never ride along on another's request.
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=_TIMEOUT,
+        cookies=CookieJar(policy=_NoCookies()),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _client(client: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+    """``client``, or a one-off client closed afterwards (a call made outside a worker)."""
+    if client is not None:
+        yield client
+        return
+    async with new_client() as own:
+        yield own
+
+
+async def call_http(inp: EffectInput, client: httpx.AsyncClient | None = None) -> Any:
     """``call: http``: send the request ``inp.args`` (the evaluated ``with``) describes; return per ``output``."""
     args = inp.args
     endpoint = args.get("endpoint", args.get("uri"))
@@ -99,18 +145,24 @@ async def call_http(inp: EffectInput) -> Any:
         output=args.get("output") or "content",
         redirect=flag(args.get("redirect")),
     )
-    return await perform(request)
+    return await perform(request, client)
 
 
-async def perform(request: HttpRequest) -> Any:
+async def perform(request: HttpRequest, client: httpx.AsyncClient | None = None) -> Any:
     """Send ``request`` and shape the answer per its ``output``; statuses that are not success raise problems."""
     output = _output_mode(request.output)
-    received = await _send(request)
+    received = await _send(request, client)
     _check_status(received, redirect=request.redirect)
     return _shape(received, output)
 
 
-async def fetch(url: str, *, authentication: Any = None, max_bytes: int | None = None) -> tuple[bytes, str]:
+async def fetch(
+    url: str,
+    *,
+    authentication: Any = None,
+    max_bytes: int | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> tuple[bytes, str]:
     """The bytes at ``url`` (http(s) following redirects, or ``file:``) and their content type.
 
     Reads at most ``max_bytes`` (default ``MAX_BODY_BYTES``); a bigger body is a problem.
@@ -118,7 +170,7 @@ async def fetch(url: str, *, authentication: Any = None, max_bytes: int | None =
     if urlsplit(url).scheme == "file":
         return _read_file(url, max_bytes or MAX_BODY_BYTES), ""
     request = HttpRequest("GET", url, authentication=authentication, redirect=True)
-    received = await _send(request, max_bytes=max_bytes)
+    received = await _send(request, client, max_bytes=max_bytes)
     _check_status(received, redirect=True)
     return received.body, received.headers.get("content-type", "")
 
@@ -310,7 +362,9 @@ def _full_url(request: HttpRequest) -> str:
 # --- sending ----------------------------------------------------------------------------------------
 
 
-async def _send(request: HttpRequest, *, max_bytes: int | None = None) -> _Received:
+async def _send(
+    request: HttpRequest, client: httpx.AsyncClient | None, *, max_bytes: int | None = None
+) -> _Received:
     _absolute_url(request.url, ("http", "https"))
     headers = _request_headers(request)
     content = _encode_body(request.body, headers)
@@ -318,8 +372,10 @@ async def _send(request: HttpRequest, *, max_bytes: int | None = None) -> _Recei
     method = request.method.upper()
     try:
         async with (
-            httpx.AsyncClient(follow_redirects=request.redirect, timeout=_TIMEOUT) as client,
-            client.stream(method, url, headers=headers, content=content) as response,
+            _client(client) as sender,
+            sender.stream(
+                method, url, headers=headers, content=content, follow_redirects=request.redirect
+            ) as response,
         ):
             body = await _read_capped(response, max_bytes or MAX_BODY_BYTES, method, url)
     except httpx.HTTPError as exc:

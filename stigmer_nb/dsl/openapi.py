@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpx
+
 from ..errors import DSLValidationError, StigmerError
 from .activities import effect_error
 from .document import load_yaml
@@ -57,7 +59,7 @@ class Operation:
     """The operation's or path item's own ``servers`` (empty: the document's)."""
 
 
-async def call_openapi(inp: EffectInput) -> Any:
+async def call_openapi(inp: EffectInput, client: httpx.AsyncClient | None = None) -> Any:
     """``call: openapi``: load ``with.document``, find ``operationId`` and send it with ``parameters``."""
     args = inp.args
     document_url, document_auth = _document_endpoint(args.get("document"), inp.input)
@@ -67,7 +69,7 @@ async def call_openapi(inp: EffectInput) -> Any:
     parameters = args.get("parameters") or {}
     if not isinstance(parameters, Mapping):
         raise effect_error("configuration", "call: openapi parameters must be a map", title="Bad parameters")
-    document = await load_document(document_url, authentication=document_auth)
+    document = await load_document(document_url, authentication=document_auth, client=client)
     operation = find_operation(document, operation_id, where=redact_url(document_url))
     request = build_request(
         document,
@@ -78,19 +80,21 @@ async def call_openapi(inp: EffectInput) -> Any:
         output=args.get("output") or "content",
         redirect=flag(args.get("redirect")),
     )
-    return await perform(request)
+    return await perform(request, client)
 
 
 # --- the document -----------------------------------------------------------------------------------
 
 
-async def load_document(url: str, *, authentication: Any = None) -> dict[str, Any]:
+async def load_document(
+    url: str, *, authentication: Any = None, client: httpx.AsyncClient | None = None
+) -> dict[str, Any]:
     """The OpenAPI document at ``url`` (JSON or YAML), fetched once per URL in this process."""
     cached = _documents.get(url)
     if cached is not None:
         _documents.move_to_end(url)
         return cached
-    body, _ = await fetch(url, authentication=authentication)
+    body, _ = await fetch(url, authentication=authentication, client=client)
     document = _parse_document(body, url)
     _documents[url] = document
     while len(_documents) > _CACHE_SIZE:

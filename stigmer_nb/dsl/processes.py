@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from temporalio import activity
 
 from .activities import effect_error
@@ -79,7 +80,7 @@ async def run_shell(inp: EffectInput) -> Any:
     return _returned(finished, mode, f"shell command {_program(command)!r}")
 
 
-async def run_script(inp: EffectInput) -> Any:
+async def run_script(inp: EffectInput, client: httpx.AsyncClient | None = None) -> Any:
     """``run: script``: python (this interpreter) or javascript (``node``) ``code`` or ``source``."""
     args = inp.args
     mode = _return_mode(args.get("return"))
@@ -87,7 +88,7 @@ async def run_script(inp: EffectInput) -> Any:
     env = _environment(args.get("environment"))
     interpreter = _interpreter(language, env)
     argv = _arguments(args.get("arguments"))
-    code = await _script_code(args, inp.input)
+    code = await _script_code(args, inp.input, client)
     with _program_args(language, code) as program:
         finished = await _run([*interpreter, *program, *argv], env=env, stdin=args.get("stdin"))
     return _returned(finished, mode, f"{language} script")
@@ -169,7 +170,7 @@ def _program(command: str) -> str:
     return words[0] if words else command
 
 
-async def _script_code(args: Mapping[str, Any], variables: Any) -> str:
+async def _script_code(args: Mapping[str, Any], variables: Any, client: httpx.AsyncClient | None) -> str:
     code = args.get("code")
     if isinstance(code, str):
         return code
@@ -180,7 +181,7 @@ async def _script_code(args: Mapping[str, Any], variables: Any) -> str:
     url, authentication = resolve_endpoint(
         endpoint, variables, what="run: script source", schemes=("http", "https", "file")
     )
-    body, _ = await fetch(url, authentication=authentication, max_bytes=MAX_SOURCE_BYTES)
+    body, _ = await fetch(url, authentication=authentication, max_bytes=MAX_SOURCE_BYTES, client=client)
     return body.decode("utf-8", errors="replace")
 
 

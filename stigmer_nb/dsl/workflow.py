@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
     from ..temporal.codec import seal_also
     from ..temporal.names import DSL_WORKFLOW
-    from ..temporal.types import DSLInput, DSLResult
+    from ..temporal.types import DSLInput, DSLResult, FailureDetail
     from .events import EVENT_SIGNAL
     from .interpreter import Engine, EventInbox, Reporter
     from .problems import WorkflowProblem, problem
@@ -72,8 +72,9 @@ class ExecuteServerlessWorkflow:
 
     @staticmethod
     def _failed(message: str, details: dict[str, Any], reporter: Reporter) -> ApplicationError:
-        """The run's failure: the problem, the last seq and the unshipped progress as details."""
+        """The run's failure: the problem, the last seq and the unshipped progress."""
         reporter.close()
-        return ApplicationError(
-            message, details, reporter.seq, reporter.take(), type="WorkflowProblem", non_retryable=True
+        error: ApplicationError = FailureDetail(details, reporter.seq, reporter.take()).error(
+            message, type="WorkflowProblem"
         )
+        return error

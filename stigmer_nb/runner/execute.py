@@ -15,7 +15,14 @@ from ..dsl.problems import problem
 from ..errors import StigmerError
 from ..settings import Settings
 from ..temporal.names import CONTEXT_UPDATE, DSL_WORKFLOW, EXECUTE_WORKFLOW_ACTIVITY, dsl_workflow_id
-from ..temporal.types import DSLInput, DSLResult, ExecuteWorkflowInput, ExecutionContext, ExecutionOutcome
+from ..temporal.types import (
+    DSLInput,
+    DSLResult,
+    ExecuteWorkflowInput,
+    ExecutionContext,
+    ExecutionOutcome,
+    FailureDetail,
+)
 
 __all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext"]
 
@@ -78,8 +85,10 @@ async def _heartbeating(awaitable: Any) -> Any:
 
 
 def _setup_error(message: str) -> ApplicationError:
-    details = problem("runtime", message, title="Setup failed")
-    return ApplicationError(message, details, type="SetupError", non_retryable=True)
+    error: ApplicationError = FailureDetail(problem("runtime", message, title="Setup failed")).error(
+        message, type="SetupError"
+    )
+    return error
 
 
 def _to_document(context: ExecutionContext) -> dict[str, Any]:
@@ -215,18 +224,9 @@ def _failed(exc: WorkflowFailureError, run_id: str) -> ExecutionOutcome:
     )
     last_seq = 0
     events: list[Any] = []
-    if isinstance(cause, ApplicationError) and cause.details:
-        if isinstance(cause.details[0], dict):
-            error = cause.details[0]
-        if len(cause.details) > 1 and isinstance(cause.details[1], int):
-            last_seq = cause.details[1]
-        if len(cause.details) > 2 and isinstance(cause.details[2], list):
-            from ..temporal.types import ProgressEvent, TaskTransition
-
-            events = [
-                ProgressEvent(**{**e, "task": TaskTransition(**e["task"]) if e.get("task") else None})
-                for e in cause.details[2]
-            ]
+    failure = FailureDetail.of(cause)
+    if failure is not None:
+        error, last_seq, events = failure.problem, failure.last_seq, failure.events
     return ExecutionOutcome(
         phase="EXECUTION_FAILED", error=error, last_seq=last_seq, runner_workflow_id=run_id, events=events
     )

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ExecuteWorkflowInput,
         ExecutionContext,
         ExecutionOutcome,
+        FailureDetail,
         InvokeInput,
         LoadContextInput,
         ProgressBatch,
@@ -251,8 +252,9 @@ class InvokeWorkflowExecutionWorkflow:
         cause = err.cause
         message = str(cause.message if isinstance(cause, ApplicationError) else (cause or err))
         error = problem("runtime", f"Workflow execution failed: {message}", title="Workflow execution failed")
-        if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
-            error = {**cause.details[0]}
+        failure = FailureDetail.of(cause)
+        if failure is not None:
+            error = {**failure.problem}
         try:
             await self._update(
                 StatusUpdate(
@@ -267,6 +269,4 @@ class InvokeWorkflowExecutionWorkflow:
             workflow.logger.error("could not record failure of %s: %s", self._execution_id, update_err)
         except asyncio.CancelledError:
             pass  # cancelled while recording the failure: it is recorded; the execution failed
-        raise ApplicationError(
-            "Workflow execution failed", error, type="ExecutionFailed", non_retryable=True
-        ) from err
+        raise FailureDetail(error).error("Workflow execution failed", type="ExecutionFailed") from err

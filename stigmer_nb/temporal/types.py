@@ -13,6 +13,7 @@ __all__ = [
     "ExecuteWorkflowInput",
     "ExecutionContext",
     "ExecutionOutcome",
+    "FailureDetail",
     "InvokeInput",
     "LoadContextInput",
     "ProgressBatch",
@@ -182,3 +183,49 @@ class DSLResult:
     completed_at: str | None = None
     events: list[ProgressEvent] = field(default_factory=list)
     """Progress not shipped by signal: the tail, carried by the result instead."""
+
+
+@dataclass(frozen=True)
+class FailureDetail:
+    """The one detail every stigmer_nb failure carries across Temporal (an ``ApplicationError``'s).
+
+    A failed effect activity carries its problem; a failed DSL run also carries the last sequence
+    number it reported and the progress not yet delivered, so the Stigmer side loses nothing.
+    """
+
+    problem: dict[str, Any]
+    """RFC 7807 problem details (``type``, ``status``, ``title``, ``detail``, ``instance`` …)."""
+    last_seq: int = 0
+    events: list[ProgressEvent] = field(default_factory=list)
+
+    def error(self, message: str, *, type: str, non_retryable: bool = True) -> Any:
+        """This detail as the ``ApplicationError`` to raise."""
+        from temporalio.exceptions import ApplicationError
+
+        return ApplicationError(message, self, type=type, non_retryable=non_retryable)
+
+    @staticmethod
+    def of(error: BaseException | None) -> "FailureDetail | None":
+        """The detail an ``ApplicationError`` carries, typed; None when it carries none.
+
+        Failures recorded before this type existed carried ``(problem, last_seq, events)`` as
+        positional details; those are read too, so histories of earlier runs still replay.
+        """
+        from temporalio.converter import value_to_type
+        from temporalio.exceptions import ApplicationError
+
+        if not isinstance(error, ApplicationError) or not error.details:
+            return None
+        first = error.details[0]
+        if isinstance(first, FailureDetail):
+            return first
+        if not isinstance(first, dict):
+            return None
+        if set(first) <= {"problem", "last_seq", "events"} and isinstance(first.get("problem"), dict):
+            return value_to_type(FailureDetail, first)
+        rest = error.details[1:]
+        last_seq = rest[0] if rest and isinstance(rest[0], int) else 0
+        events = rest[1] if len(rest) > 1 and isinstance(rest[1], list) else []
+        return FailureDetail(
+            problem=first, last_seq=last_seq, events=value_to_type(list[ProgressEvent], events)
+        )

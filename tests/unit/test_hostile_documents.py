@@ -22,6 +22,7 @@ from stigmer_nb.errors import DSLValidationError, InvalidInputError
 from stigmer_nb.model import ExecutionRecord
 from stigmer_nb.service import Service
 from stigmer_nb.store import HistoryStore
+from tests.failures import problem_of
 
 HEAD = "document: {dsl: '1.0.0', namespace: tests, name: hostile, version: '1.0.0'}\n"
 SET = "do: [{a: {set: {x: 1}}}]\n"
@@ -154,7 +155,7 @@ def test_openapi_alias_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     body = alias_bomb().replace(HEAD, "paths: {}\n").encode()
     with pytest.raises(ApplicationError, match="expands to more than 10,000 values") as info:
         _parse_document(body, "https://example.test/api.yaml")
-    assert info.value.details[0]["title"] == "Bad OpenAPI document"
+    assert problem_of(info.value)["title"] == "Bad OpenAPI document"
 
 
 # --- deep -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from stigmer_nb.dsl import http
 from stigmer_nb.dsl.activities import EffectActivities, Registry
 from stigmer_nb.dsl.effects import EffectInput
 from stigmer_nb.dsl.http import call_http, expand_template, redact_url
+from tests.failures import problem_of
 from tests.httpserver import LoopbackServer, Reply, free_port
 
 ERRORS = "https://serverlessworkflow.io/spec/1.0.0/errors/"
@@ -35,7 +36,7 @@ def failure(coro: Coroutine[Any, Any, Any]) -> ApplicationError:
     """The ApplicationError ``coro`` raises, with its problem checked for the standard shape."""
     with pytest.raises(ApplicationError) as info:
         asyncio.run(coro)
-    details = info.value.details[0]
+    details = problem_of(info.value)
     assert set(details) >= {"type", "status", "title"}
     return info.value
 
@@ -95,8 +96,8 @@ def test_raw_output_is_base64_of_the_body(server: LoopbackServer) -> None:
 
 def test_unknown_output_is_a_configuration_problem(server: LoopbackServer) -> None:
     err = http_failure({"method": "get", "endpoint": server.url("/x"), "output": "contents"})
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert "did you mean 'content'" in err.details[0]["detail"]
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert "did you mean 'content'" in problem_of(err)["detail"]
     assert server.received() == []  # checked before anything is sent
 
 
@@ -120,8 +121,8 @@ def test_template_values_are_percent_encoded_and_missing_ones_empty() -> None:
 
 def test_non_scalar_template_value_is_an_expression_problem(server: LoopbackServer) -> None:
     err = http_failure({"method": "get", "endpoint": server.base + "/pets/{pet}"}, {"pet": {"id": 1}})
-    assert err.details[0]["type"] == ERRORS + "expression"
-    assert err.details[0]["status"] == 400
+    assert problem_of(err)["type"] == ERRORS + "expression"
+    assert problem_of(err)["status"] == 400
     assert err.non_retryable
 
 
@@ -144,8 +145,8 @@ def test_uri_under_with_and_endpoint_object_are_accepted(server: LoopbackServer)
 )
 def test_bad_with_is_a_configuration_problem(args: dict[str, Any], fragment: str) -> None:
     err = http_failure(args)
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert fragment in err.details[0]["detail"]
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert fragment in problem_of(err)["detail"]
     assert err.non_retryable
 
 
@@ -188,7 +189,7 @@ def test_malformed_headers_are_refused_without_echoing_values(
     server: LoopbackServer, headers: dict[str, str]
 ) -> None:
     err = http_failure({"method": "get", "endpoint": server.url("/echo"), "headers": headers})
-    assert err.details[0]["type"] == ERRORS + "configuration"
+    assert problem_of(err)["type"] == ERRORS + "configuration"
     assert "secret-value" not in repr(err.details) + str(err)
     assert server.received() == []
 
@@ -263,8 +264,8 @@ def test_unusable_authentication_is_a_configuration_problem(
     err = http_failure(
         {"method": "get", "endpoint": {"uri": server.url("/x"), "authentication": authentication}}
     )
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert fragment in err.details[0]["detail"]
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert fragment in problem_of(err)["detail"]
     assert server.received() == []
 
 
@@ -275,7 +276,7 @@ def test_redirects_are_errors_and_not_followed_by_default(server: LoopbackServer
     server.route("GET", "/old", Reply(status=302, headers={"Location": "/new"}))
     server.route("GET", "/new", Reply(body={"moved": True}))
     err = http_failure({"method": "get", "endpoint": server.url("/old")})
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "communication"
     assert problem["status"] == 302
     assert "redirect: true" in problem["detail"]
@@ -300,7 +301,7 @@ def test_redirect_true_accepts_3xx_it_cannot_follow(server: LoopbackServer) -> N
 def test_404_is_a_non_retryable_communication_problem(server: LoopbackServer) -> None:
     server.route("GET", "/pets/9", Reply(status=404, body={"message": "no pet 9"}))
     err = http_failure({"method": "get", "endpoint": server.url("/pets/9")})
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "communication"
     assert problem["status"] == 404
     assert problem["title"] == "HTTP 404 Not Found"
@@ -316,20 +317,20 @@ def test_404_is_a_non_retryable_communication_problem(server: LoopbackServer) ->
 def test_which_statuses_are_retryable(server: LoopbackServer, status: int, retryable: bool) -> None:
     server.route("GET", "/flaky", Reply(status=status, body="try later"))
     err = http_failure({"method": "get", "endpoint": server.url("/flaky")})
-    assert err.details[0]["status"] == status
+    assert problem_of(err)["status"] == status
     assert err.non_retryable is not retryable
 
 
 def test_long_error_bodies_are_cut_short(server: LoopbackServer) -> None:
     server.route("GET", "/boom", Reply(status=500, body="x" * 5000))
-    detail = http_failure({"method": "get", "endpoint": server.url("/boom")}).details[0]["detail"]
+    detail = problem_of(http_failure({"method": "get", "endpoint": server.url("/boom")}))["detail"]
     assert len(detail) < 400
     assert detail.endswith("…")
 
 
 def test_connection_refused_is_a_retryable_communication_problem() -> None:
     err = http_failure({"method": "get", "endpoint": f"http://127.0.0.1:{free_port()}/x"})
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "communication"
     assert problem["status"] == 500
     assert problem["title"] == "Connection failed"
@@ -342,8 +343,8 @@ def test_timeout_is_a_retryable_communication_problem(
     monkeypatch.setattr(http, "_TIMEOUT", httpx.Timeout(0.2))
     server.route("GET", "/slow", Reply(body={}, delay=1.0))
     err = http_failure({"method": "get", "endpoint": server.url("/slow")})
-    assert err.details[0]["status"] == 500
-    assert err.details[0]["title"] == "HTTP timeout"
+    assert problem_of(err)["status"] == 500
+    assert problem_of(err)["title"] == "HTTP timeout"
     assert not err.non_retryable
 
 
@@ -351,7 +352,7 @@ def test_oversized_response_fails(server: LoopbackServer, monkeypatch: pytest.Mo
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 1000)
     server.route("GET", "/big", Reply(body="y" * 5000))
     err = http_failure({"method": "get", "endpoint": server.url("/big")})
-    assert err.details[0]["title"] == "Response too large"
+    assert problem_of(err)["title"] == "Response too large"
 
 
 def test_errors_never_echo_secrets(server: LoopbackServer) -> None:
@@ -367,7 +368,7 @@ def test_errors_never_echo_secrets(server: LoopbackServer) -> None:
     text = repr(err.details) + str(err)
     for secret in ("tok-123", "key-456", "hdr-789"):
         assert secret not in text
-    assert "api_key=***" in err.details[0]["detail"]
+    assert "api_key=***" in problem_of(err)["detail"]
 
 
 def test_redact_url() -> None:
@@ -391,6 +392,6 @@ def test_activity_returns_content_and_raises_problems(server: LoopbackServer) ->
 
     assert asyncio.run(env.run(acts.call_http, inp("/ok"))) == {"ok": True}
     err = failure(env.run(acts.call_http, inp("/gone")))
-    assert err.details[0]["status"] == 404
-    assert err.details[0]["type"] == ERRORS + "communication"
+    assert problem_of(err)["status"] == 404
+    assert problem_of(err)["type"] == ERRORS + "communication"
     assert err.non_retryable

@@ -16,6 +16,7 @@ from stigmer_nb.dsl import openapi
 from stigmer_nb.dsl.activities import EffectActivities, Registry
 from stigmer_nb.dsl.effects import EffectInput
 from stigmer_nb.dsl.openapi import call_openapi
+from tests.failures import problem_of
 from tests.httpserver import LoopbackServer, Reply
 
 ERRORS = "https://serverlessworkflow.io/spec/1.0.0/errors/"
@@ -91,7 +92,7 @@ def call(args: dict[str, Any], data: Any = None) -> Any:
 def failure(coro: Coroutine[Any, Any, Any]) -> ApplicationError:
     with pytest.raises(ApplicationError) as info:
         asyncio.run(coro)
-    assert set(info.value.details[0]) >= {"type", "status", "title", "detail"}
+    assert set(problem_of(info.value)) >= {"type", "status", "title", "detail"}
     return info.value
 
 
@@ -247,7 +248,7 @@ def test_authentication_and_output(server: LoopbackServer, doc: str) -> None:
 
 def test_unknown_operation_suggests_the_closest(doc: str) -> None:
     err = failure(invoke({"document": {"endpoint": doc}, "operationId": "getPetByID"}))
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "configuration"
     assert problem["status"] == 400
     assert problem["title"] == "Unknown operation"
@@ -259,20 +260,20 @@ def test_missing_path_parameter(doc: str) -> None:
     err = failure(
         invoke({"document": {"endpoint": doc}, "operationId": "getPetById", "parameters": {"petid": 1}})
     )
-    assert "needs parameter petId (in path)" in err.details[0]["detail"]
-    assert "did you mean 'petid'" in err.details[0]["detail"]
+    assert "needs parameter petId (in path)" in problem_of(err)["detail"]
+    assert "did you mean 'petid'" in problem_of(err)["detail"]
 
 
 def test_unknown_parameter_without_request_body(doc: str) -> None:
     err = failure(
         invoke({"document": {"endpoint": doc}, "operationId": "listPets", "parameters": {"limti": 1}})
     )
-    assert "has no parameter 'limti'; did you mean 'limit'?" in err.details[0]["detail"]
+    assert "has no parameter 'limti'; did you mean 'limit'?" in problem_of(err)["detail"]
 
 
 def test_missing_required_body(doc: str) -> None:
     err = failure(invoke({"document": {"endpoint": doc}, "operationId": "createPet"}))
-    assert "needs a request body" in err.details[0]["detail"]
+    assert "needs a request body" in problem_of(err)["detail"]
 
 
 def test_operation_failure_is_a_communication_problem(server: LoopbackServer, doc: str) -> None:
@@ -280,15 +281,15 @@ def test_operation_failure_is_a_communication_problem(server: LoopbackServer, do
     err = failure(
         invoke({"document": {"endpoint": doc}, "operationId": "getPetById", "parameters": {"petId": 404}})
     )
-    assert err.details[0]["type"] == ERRORS + "communication"
-    assert err.details[0]["status"] == 404
+    assert problem_of(err)["type"] == ERRORS + "communication"
+    assert problem_of(err)["status"] == 404
     assert err.non_retryable
 
 
 def test_missing_document_is_a_communication_problem(server: LoopbackServer) -> None:
     err = failure(invoke({"document": {"endpoint": server.url("/nope.json")}, "operationId": "x"}))
-    assert err.details[0]["type"] == ERRORS + "communication"
-    assert err.details[0]["status"] == 404
+    assert problem_of(err)["type"] == ERRORS + "communication"
+    assert problem_of(err)["status"] == 404
 
 
 def test_not_an_openapi_document(server: LoopbackServer) -> None:
@@ -296,13 +297,13 @@ def test_not_an_openapi_document(server: LoopbackServer) -> None:
     server.route("GET", "/list.json", Reply(body=[1, 2]))
     for path in ("/notes.txt", "/list.json"):
         err = failure(invoke({"document": {"endpoint": server.url(path)}, "operationId": "x"}))
-        assert err.details[0]["type"] == ERRORS + "configuration"
-        assert err.details[0]["title"] == "Bad OpenAPI document"
+        assert problem_of(err)["type"] == ERRORS + "configuration"
+        assert problem_of(err)["title"] == "Bad OpenAPI document"
 
 
 def test_missing_operation_id(doc: str) -> None:
     err = failure(invoke({"document": {"endpoint": doc}}))
-    assert err.details[0]["title"] == "Missing operationId"
+    assert problem_of(err)["title"] == "Missing operationId"
 
 
 # --- through the activity ------------------------------------------------------------------------------
@@ -321,5 +322,5 @@ def test_activity(doc: str) -> None:
         reference="/do/0/get", name="get", args={"document": {"endpoint": doc}, "operationId": "nope"}
     )
     err = failure(env.run(acts.call_openapi, bad))
-    assert err.details[0]["type"] == ERRORS + "configuration"
+    assert problem_of(err)["type"] == ERRORS + "configuration"
     assert err.non_retryable

@@ -18,6 +18,7 @@ from stigmer_nb.dsl import processes
 from stigmer_nb.dsl.activities import EffectActivities, Registry
 from stigmer_nb.dsl.effects import EffectInput
 from stigmer_nb.dsl.processes import run_script, run_shell
+from tests.failures import problem_of
 from tests.httpserver import LoopbackServer, Reply
 
 ERRORS = "https://serverlessworkflow.io/spec/1.0.0/errors/"
@@ -39,7 +40,7 @@ def script(args: dict[str, Any], data: Any = None) -> Any:
 def failure(coro: Coroutine[Any, Any, Any]) -> ApplicationError:
     with pytest.raises(ApplicationError) as info:
         asyncio.run(coro)
-    assert set(info.value.details[0]) >= {"type", "status", "title", "detail"}
+    assert set(problem_of(info.value)) >= {"type", "status", "title", "detail"}
     return info.value
 
 
@@ -86,7 +87,7 @@ def test_code_and_all_report_a_failure_instead_of_raising() -> None:
 @pytest.mark.parametrize("mode", ["stdout", "stderr", "none"])
 def test_non_zero_exit_is_a_runtime_problem(mode: str) -> None:
     err = failure(run_shell(effect({"command": "echo some detail >&2; exit 7", "return": mode})))
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "runtime"
     assert problem["status"] == 500
     assert "shell command 'echo' exited with code 7" in problem["detail"]
@@ -96,18 +97,18 @@ def test_non_zero_exit_is_a_runtime_problem(mode: str) -> None:
 
 def test_killed_by_a_signal() -> None:
     err = failure(run_shell(effect({"command": "kill -9 $$"})))
-    assert "killed by SIGKILL" in err.details[0]["detail"]
+    assert "killed by SIGKILL" in problem_of(err)["detail"]
 
 
 def test_bad_return_is_a_configuration_problem() -> None:
     err = failure(run_shell(effect({"command": "true", "return": "stdot"})))
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert "did you mean 'stdout'" in err.details[0]["detail"]
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert "did you mean 'stdout'" in problem_of(err)["detail"]
 
 
 def test_missing_command() -> None:
     err = failure(run_shell(effect({"command": ""})))
-    assert err.details[0]["type"] == ERRORS + "configuration"
+    assert problem_of(err)["type"] == ERRORS + "configuration"
 
 
 # --- arguments, environment, stdin ----------------------------------------------------------------------
@@ -232,7 +233,7 @@ def test_python_script_runs_with_this_interpreter() -> None:
 
 def test_failing_script_reports_the_traceback_tail() -> None:
     err = failure(run_script(effect({"language": "python", "code": "raise ValueError('bad thing')"})))
-    problem = err.details[0]
+    problem = problem_of(err)
     assert problem["type"] == ERRORS + "runtime"
     assert "python script exited with code 1" in problem["detail"]
     assert "ValueError: bad thing" in problem["detail"]
@@ -258,8 +259,8 @@ def test_script_source_from_an_endpoint() -> None:
         err = failure(
             run_script(effect({"language": "python", "source": {"endpoint": server.url("/missing.py")}}))
         )
-        assert err.details[0]["type"] == ERRORS + "communication"
-        assert err.details[0]["status"] == 404
+        assert problem_of(err)["type"] == ERRORS + "communication"
+        assert problem_of(err)["status"] == 404
 
 
 def test_script_source_from_a_file(tmp_path: Path) -> None:
@@ -273,7 +274,7 @@ def test_script_source_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path = tmp_path / "big.py"
     path.write_text("#" * 1000)
     err = failure(run_script(effect({"language": "python", "source": {"endpoint": path.as_uri()}})))
-    assert err.details[0]["title"] == "Response too large"
+    assert problem_of(err)["title"] == "Response too large"
 
 
 @needs_node
@@ -296,8 +297,8 @@ def test_javascript_without_node_is_a_configuration_problem(tmp_path: Path) -> N
     err = failure(
         run_script(effect({"language": "javascript", "code": "1", "environment": {"PATH": str(tmp_path)}}))
     )
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert "needs Node.js" in err.details[0]["detail"]
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert "needs Node.js" in problem_of(err)["detail"]
 
 
 @pytest.mark.parametrize(
@@ -311,8 +312,8 @@ def test_javascript_without_node_is_a_configuration_problem(tmp_path: Path) -> N
 )
 def test_bad_script_is_a_configuration_problem(args: dict[str, Any], title: str) -> None:
     err = failure(run_script(effect(args)))
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert err.details[0]["title"] == title
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert problem_of(err)["title"] == title
 
 
 # --- through the activity ------------------------------------------------------------------------------
@@ -335,12 +336,12 @@ def test_activities_run_shell_and_script(activities: EffectActivities) -> None:
         == "4"
     )
     err = failure(env.run(activities.run_shell, effect({"command": "exit 4"})))
-    assert err.details[0]["type"] == ERRORS + "runtime"
+    assert problem_of(err)["type"] == ERRORS + "runtime"
     assert err.non_retryable
 
 
 def test_activities_refuse_without_opt_in() -> None:
     acts = EffectActivities(Registry(), client=None)  # type: ignore[arg-type]
     err = failure(ActivityEnvironment().run(acts.run_shell, effect({"command": "echo hi"})))
-    assert err.details[0]["type"] == ERRORS + "configuration"
-    assert err.details[0]["title"] == "Not allowed"
+    assert problem_of(err)["type"] == ERRORS + "configuration"
+    assert problem_of(err)["title"] == "Not allowed"
