@@ -254,13 +254,24 @@ class EffectActivities:
 
     @activity.defn(name=effects.CALL_GRPC)
     async def call_grpc(self, inp: effects.EffectInput) -> Any:
-        """``call: grpc`` (not supported: there is no protobuf compiler at run time here)."""
-        raise effect_error(
-            "configuration",
-            "call: grpc is not supported by stigmer_nb; wrap the call in a Python function and use "
-            "lab.register_function",
-            title="Not supported",
-        )
+        """``call: grpc`` (a unary method of a service described by a ``.proto``)."""
+        from .grpc import call_grpc
+
+        return await call_grpc(inp, self.http)
+
+    @activity.defn(name=effects.CALL_MCP)
+    async def call_mcp(self, inp: effects.EffectInput) -> Any:
+        """``call: mcp`` (a Model Context Protocol server over stdio or streamable HTTP)."""
+        from .mcp import call_mcp
+
+        return await call_mcp(inp)
+
+    @activity.defn(name=effects.CALL_A2A)
+    async def call_a2a(self, inp: effects.EffectInput) -> Any:
+        """``call: a2a`` (an Agent2Agent JSON-RPC method)."""
+        from .a2a import call_a2a
+
+        return await call_a2a(inp)
 
     @activity.defn(name=effects.RUN_SHELL)
     async def run_shell(self, inp: effects.EffectInput) -> Any:
@@ -297,6 +308,8 @@ class EffectActivities:
             self.call_http,
             self.call_openapi,
             self.call_grpc,
+            self.call_mcp,
+            self.call_a2a,
             self.run_shell,
             self.run_script,
         ]

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CALL_A2A",
     "CALL_AGENT",
     "CALL_FUNCTION",
     "CALL_GRPC",
     "CALL_HTTP",
+    "CALL_MCP",
     "CALL_OPENAPI",
     "LOAD_WORKFLOW",
     "PROBLEM_ERROR_TYPE",
@@ -22,6 +24,8 @@ __all__ = [
 CALL_HTTP = "CallHTTP"
 CALL_OPENAPI = "CallOpenAPI"
 CALL_GRPC = "CallGRPC"
+CALL_MCP = "CallMCP"
+CALL_A2A = "CallA2A"
 CALL_FUNCTION = "CallFunction"
 CALL_AGENT = "CallAgent"
 RUN_SHELL = "RunShell"

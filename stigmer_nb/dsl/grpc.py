@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import grpc
+import httpx
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -83,7 +84,7 @@ _compile_lock = threading.Lock()
 # --- the effect -------------------------------------------------------------------------------
 
 
-async def call_grpc(inp: EffectInput) -> Any:
+async def call_grpc(inp: EffectInput, client: httpx.AsyncClient | None = None) -> Any:
     """``call: grpc``: compile ``with.proto``, call ``service``/``method`` with ``arguments``; return the reply."""
     args = inp.args
     service = args.get("service")
@@ -98,7 +99,7 @@ async def call_grpc(inp: EffectInput) -> Any:
     metadata = _metadata(authentication)
     timeout = effect_timeout(args.get("timeout"))
 
-    text, file_name, include, source = await _load_proto(args.get("proto"), inp.input)
+    text, file_name, include, source = await _load_proto(args.get("proto"), inp.input, client)
     compiled = _cached(text, include) or await asyncio.to_thread(
         compile_proto, text, file_name=file_name, include=include
     )
@@ -337,7 +338,9 @@ def _build(descriptor_set: descriptor_pb2.FileDescriptorSet, file_name: str) -> 
 # --- loading the proto --------------------------------------------------------------------------
 
 
-async def _load_proto(proto: Any, variables: Any) -> tuple[str, str, str | None, str]:
+async def _load_proto(
+    proto: Any, variables: Any, client: httpx.AsyncClient | None
+) -> tuple[str, str, str | None, str]:
     """``(text, file name, include dir or None, source for messages)`` of ``with.proto``."""
     endpoint = proto.get("endpoint", proto.get("uri")) if isinstance(proto, Mapping) else proto
     authentication = None
@@ -369,7 +372,7 @@ async def _load_proto(proto: Any, variables: Any) -> tuple[str, str, str | None,
             f"proto endpoint {redact_url(location)!r} is not a local path, file:// URI or http(s) URL",
             title="Bad proto endpoint",
         )
-    body, _ = await fetch(url, authentication=authentication, max_bytes=MAX_PROTO_BYTES)
+    body, _ = await fetch(url, authentication=authentication, max_bytes=MAX_PROTO_BYTES, client=client)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

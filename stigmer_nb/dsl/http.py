@@ -28,6 +28,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "OUTPUTS",
     "auth_headers",
+    "authorization",
     "expand_template",
     "fetch",
     "flag",
@@ -309,8 +310,17 @@ def _policy(value: Any, scheme: str, fields: tuple[str, ...]) -> Mapping[str, An
     return value
 
 
-def _request_headers(request: HttpRequest) -> httpx.Headers:
-    auth = auth_headers(request.authentication)
+async def authorization(authentication: Any, client: httpx.AsyncClient) -> dict[str, str]:
+    """The ``Authorization`` header for a policy: basic, bearer, or a token from OAuth2 / OIDC."""
+    if isinstance(authentication, Mapping) and any(k in authentication for k in ("oauth2", "oidc")):
+        from .oauth import authorization_header
+
+        return await authorization_header(authentication, client) or {}
+    return auth_headers(authentication)
+
+
+async def _request_headers(request: HttpRequest, client: httpx.AsyncClient) -> httpx.Headers:
+    auth = await authorization(request.authentication, client)
     # The task's authentication replaces an Authorization header given by hand, whatever its case.
     given = {
         str(k): scalar_text(v)
@@ -366,20 +376,18 @@ async def _send(
     request: HttpRequest, client: httpx.AsyncClient | None, *, max_bytes: int | None = None
 ) -> _Received:
     _absolute_url(request.url, ("http", "https"))
-    headers = _request_headers(request)
-    content = _encode_body(request.body, headers)
     url = _full_url(request)
     method = request.method.upper()
-    try:
-        async with (
-            _client(client) as sender,
-            sender.stream(
+    async with _client(client) as sender:
+        headers = await _request_headers(request, sender)
+        content = _encode_body(request.body, headers)
+        try:
+            async with sender.stream(
                 method, url, headers=headers, content=content, follow_redirects=request.redirect
-            ) as response,
-        ):
-            body = await _read_capped(response, max_bytes or MAX_BODY_BYTES, method, url)
-    except httpx.HTTPError as exc:
-        raise _transport_problem(exc, method, url) from None
+            ) as response:
+                body = await _read_capped(response, max_bytes or MAX_BODY_BYTES, method, url)
+        except httpx.HTTPError as exc:
+            raise _transport_problem(exc, method, url) from None
     return _Received(
         method=method,
         url=url,

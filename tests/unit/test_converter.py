@@ -50,9 +50,10 @@ def test_golden(case: str) -> None:
     expected = load_source(expected_path)
     assert converted == expected.data
     # Every converted document is one the engine accepts (the file too, with line numbers on failure),
-    # except GRPC_CALL, which converts faithfully but is refused before anything runs.
+    # except GRPC_CALL, which converts faithfully but names no .proto (Stigmer's config has none),
+    # so it is refused before anything runs.
     if case == "grpc_call":
-        with pytest.raises(DSLValidationError, match="call: grpc is not supported"):
+        with pytest.raises(DSLValidationError, match="call: grpc `with` needs `proto`"):
             validate_document(load_source(converted))
         return
     validate_document(expected)

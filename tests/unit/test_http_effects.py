@@ -255,7 +255,8 @@ def test_bearer_authentication_under_with(server: LoopbackServer) -> None:
         ({"use": "petStoreAuth"}, "'petStoreAuth' was not resolved"),
         ({"basic": {"use": "creds"}}, "secret 'creds'"),
         ({"basic": {"username": "x"}}, "needs password"),
-        ({"oauth2": {"authority": "http://x"}}, "oauth2 is not supported"),
+        ({"oauth2": {"authority": "http://x"}}, "needs a grant"),
+        ({"digest": {"username": "x", "password": "y"}}, "digest is not supported"),
     ],
 )
 def test_unusable_authentication_is_a_configuration_problem(

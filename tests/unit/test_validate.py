@@ -1298,13 +1298,10 @@ def test_iter_tasks_walks_every_depth() -> None:
 @pytest.mark.parametrize(
     ("body", "instance"),
     [
-        ("call: grpc\n      with: {service: users.v1.UserService, method: GetUser}", "/do/0/t/call"),
         (
             "call: asyncapi\n      with: {document: {endpoint: http://127.0.0.1:1/a.json}, operation: x}",
             "/do/0/t/call",
         ),
-        ("call: a2a\n      with: {method: message/send, server: http://127.0.0.1:1/agent}", "/do/0/t/call"),
-        ("call: mcp\n      with: {method: tools/call, transport: {stdio: {command: x}}}", "/do/0/t/call"),
         ("run:\n        container: {image: alpine:3, command: ls}", "/do/0/t/run/container"),
     ],
 )
@@ -1315,3 +1312,47 @@ def test_unsupported_tasks_are_refused_before_anything_runs(body: str, instance:
     problems = check_document(load_source(text))
     assert [(p["instance"], p["title"]) for p in problems] == [(instance, "Not supported")]
     assert "not supported by stigmer_nb" in problems[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "call: grpc\n      with: {proto: {endpoint: file:///p.proto}, service: {name: a.B, host: h, port: 1},"
+        " method: M}",
+        "call: grpc\n      with: {proto: {endpoint: p.proto}, service: {name: a.B, host: h, port: '${ .port }'},"
+        " method: M}",
+        "call: a2a\n      with: {method: message/send, server: http://127.0.0.1:1/agent}",
+        "call: a2a\n      with: {method: message/send, agentCard: {endpoint: http://127.0.0.1:1/card.json}}",
+        "call: mcp\n      with: {method: tools/call, transport: {stdio: {command: x}}}",
+        "call: mcp\n      with: {method: tools/list, transport: {http: {endpoint: http://127.0.0.1:1/mcp}}}",
+    ],
+)
+def test_grpc_mcp_and_a2a_calls_validate(body: str) -> None:
+    text = (
+        "document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}\ndo:\n  - t:\n      " + body + "\n"
+    )
+    assert check_document(load_source(text)) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("call: mcp\n      with: {method: tools/list}", "needs `transport`"),
+        (
+            "call: mcp\n      with: {method: x, transport: {stdio: {command: x}, http: {endpoint: y}}}",
+            "exactly one",
+        ),
+        ("call: a2a\n      with: {method: message/send}", "needs `agentCard`"),
+        ("call: a2a\n      with: {server: http://x}", "needs `method`"),
+        (
+            "call: grpc\n      with: {service: {name: a.B, port: many}, method: M}",
+            "service.port must be a number",
+        ),
+    ],
+)
+def test_bad_grpc_mcp_and_a2a_calls_are_refused(body: str, fragment: str) -> None:
+    text = (
+        "document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}\ndo:\n  - t:\n      " + body + "\n"
+    )
+    problems = check_document(load_source(text))
+    assert any(fragment in p["detail"] for p in problems), problems

@@ -1,9 +1,10 @@
-"""``call``: HTTP, OpenAPI, agents, registered Python functions and ``use.functions``, as activities."""
+"""``call``: HTTP, OpenAPI, gRPC, MCP, A2A, agents, Python functions and ``use.functions``."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ...errors import did_you_mean
@@ -23,16 +24,13 @@ __all__ = ["TYPE"]
 
 _RESERVED_CALLS = ("http", "openapi", "grpc", "asyncapi", "a2a", "mcp")
 _WRAP = "wrap the client in a Python function (lab.register_function) and call it by name"
-_UNSUPPORTED_CALLS = {
-    "grpc": f"there is no protobuf compiler at run time; {_WRAP}",
-    "asyncapi": _WRAP,
-    "a2a": _WRAP,
-    "mcp": _WRAP,
-}
+_UNSUPPORTED_CALLS = {"asyncapi": _WRAP}
 _CALL_NEEDS = {
     "http": ": {method, endpoint}",
     "openapi": ": {document, operationId}",
-    "grpc": ": {service, method}",
+    "grpc": ": {proto, service, method}",
+    "mcp": ": {method, transport}",
+    "a2a": ": {method, agentCard or server}",
     "agent": ": {agent, message}",
     "activity": ": {name, input}",
 }
@@ -41,6 +39,9 @@ _HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "tr
 _OPENAPI_WITH = ("document", "operationId", "parameters", "authentication", "output", "redirect")
 _GRPC_WITH = ("proto", "service", "method", "arguments", "authentication")
 _GRPC_SERVICE = ("name", "host", "port", "authentication")
+_MCP_WITH = ("method", "parameters", "protocolVersion", "transport", "server", "client", "timeout")
+_MCP_TRANSPORTS = ("stdio", "http")
+_A2A_WITH = ("method", "agentCard", "server", "parameters", "timeout")
 _AGENT_WITH = ("agent", "message", "scope", "env", "config")
 _AGENT_CONFIG = ("model", "timeout", "temperature")
 _ACTIVITY_WITH = ("name", "input", "arguments")
@@ -54,11 +55,15 @@ _HTTP_HINTS = {
     "data": "; use `body`",
     "timeout": "; set `timeout: {after: ...}` on the task",
 }
+_SELF_TIMED = ("grpc", "mcp", "a2a")
+_SELF_TIMED_MARGIN = timedelta(seconds=15)
 _STIGMER_HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 _BUILTIN = {
     "http": effects.CALL_HTTP,
     "openapi": effects.CALL_OPENAPI,
     "grpc": effects.CALL_GRPC,
+    "mcp": effects.CALL_MCP,
+    "a2a": effects.CALL_A2A,
     "agent": effects.CALL_AGENT,
     "activity": effects.CALL_FUNCTION,
 }
@@ -92,6 +97,8 @@ def check(c: Checker, pointer: str, body: Mapping[str, Any], scope: Scope) -> Ca
         "http": _call_http,
         "openapi": _call_openapi,
         "grpc": _call_grpc,
+        "mcp": _call_mcp,
+        "a2a": _call_a2a,
         "agent": _call_agent,
         "activity": _call_activity,
     }.get(call)
@@ -139,31 +146,72 @@ def _call_openapi(c: Checker, pointer: str, with_: Mapping[str, Any], scope: Sco
 
 
 def _call_grpc(c: Checker, pointer: str, with_: Mapping[str, Any], scope: Scope) -> None:
-    # `proto` is optional here: the engine does not compile protos, and Stigmer's specs have none.
     c.keys(pointer, with_, _GRPC_WITH, "the `with` of call: grpc")
-    if c.need(pointer, with_, "service", "call: grpc `with`"):
+    if c.need(
+        pointer, with_, "proto", "call: grpc `with`", " (the service's .proto: {endpoint: path or URL})"
+    ):
+        c.resource(pointer_join(pointer, "proto"), with_["proto"], "proto")
+    if c.need(pointer, with_, "service", "call: grpc `with`", " ({name, host, port})"):
         ptr, service = pointer_join(pointer, "service"), with_["service"]
-        if isinstance(service, Mapping):
+        service = c.mapping(ptr, service, "the gRPC service ({name, host, port})")
+        if service is not None:
             c.keys(ptr, service, _GRPC_SERVICE, "the gRPC service")
-            if c.need(ptr, service, "name", "the gRPC service"):
-                c.string(pointer_join(ptr, "name"), service["name"], "service.name")
-            if "port" in service and not is_int(service["port"]):
-                c.add(
-                    pointer_join(ptr, "port"),
-                    f"service.port must be a number, not {describe(service['port'])}",
-                )
+            for key in ("name", "host"):
+                if c.need(ptr, service, key, "the gRPC service"):
+                    c.string(pointer_join(ptr, key), service[key], f"service.{key}")
+            port = service.get("port")
+            if "port" in service and not is_int(port) and not (isinstance(port, str) and is_expression(port)):
+                c.add(pointer_join(ptr, "port"), f"service.port must be a number, not {describe(port)}")
             if "authentication" in service:
                 c.authentication(pointer_join(ptr, "authentication"), service["authentication"])
-        else:
-            c.string(ptr, service, "service")
     if c.need(pointer, with_, "method", "call: grpc `with`"):
         c.string(pointer_join(pointer, "method"), with_["method"], "method")
-    if "proto" in with_:
-        c.resource(pointer_join(pointer, "proto"), with_["proto"], "proto")
     if "arguments" in with_:
         c.string_map(pointer_join(pointer, "arguments"), with_["arguments"], "arguments", scope.names)
     if "authentication" in with_:
         c.authentication(pointer_join(pointer, "authentication"), with_["authentication"])
+
+
+def _call_mcp(c: Checker, pointer: str, with_: Mapping[str, Any], scope: Scope) -> None:
+    c.keys(pointer, with_, _MCP_WITH, "the `with` of call: mcp")
+    if c.need(pointer, with_, "method", "call: mcp `with` (e.g. tools/call)"):
+        c.string(pointer_join(pointer, "method"), with_["method"], "method")
+    if "transport" in with_:
+        ptr = pointer_join(pointer, "transport")
+        transport = c.mapping(ptr, with_["transport"], "the MCP transport ({stdio} or {http})")
+        if transport is not None:
+            c.keys(ptr, transport, (*_MCP_TRANSPORTS, "options"), "the MCP transport")
+            if sum(k in transport for k in _MCP_TRANSPORTS) != 1:
+                c.add(
+                    ptr,
+                    "the MCP transport needs exactly one of stdio ({command, arguments}) and http ({endpoint})",
+                )
+    elif "server" in with_:
+        c.endpoint(pointer_join(pointer, "server"), with_["server"])
+    else:
+        c.add(
+            pointer, "call: mcp `with` needs `transport`: {stdio: {command, arguments}} or {http: {endpoint}}"
+        )
+    if "parameters" in with_:
+        c.string_map(pointer_join(pointer, "parameters"), with_["parameters"], "parameters", scope.names)
+
+
+def _call_a2a(c: Checker, pointer: str, with_: Mapping[str, Any], scope: Scope) -> None:
+    c.keys(pointer, with_, _A2A_WITH, "the `with` of call: a2a")
+    if c.need(pointer, with_, "method", "call: a2a `with` (e.g. message/send)"):
+        c.string(pointer_join(pointer, "method"), with_["method"], "method")
+    if "agentCard" in with_:
+        card = with_["agentCard"]
+        if isinstance(card, Mapping) and "endpoint" in card:
+            c.resource(pointer_join(pointer, "agentCard"), card, "agentCard")
+        else:
+            c.endpoint(pointer_join(pointer, "agentCard"), card)
+    elif "server" in with_:
+        c.endpoint(pointer_join(pointer, "server"), with_["server"])
+    else:
+        c.add(pointer, "call: a2a `with` needs `agentCard` (the agent card's URL) or `server`")
+    if "parameters" in with_:
+        c.string_map(pointer_join(pointer, "parameters"), with_["parameters"], "parameters", scope.names)
 
 
 def _call_agent(c: Checker, pointer: str, with_: Mapping[str, Any], scope: Scope) -> None:
@@ -193,6 +241,10 @@ async def run(step: Step) -> Outcome:
     with_ = step.value(dict(spec.with_))
     with_ = _resolve_auth(step, with_)
     timeout = engine.call_timeout(step.task)
+    if call in _SELF_TIMED:
+        # These bound themselves (``with.timeout``, 2 minutes by default): their own timeout
+        # problem must arrive before Temporal gives up on the activity.
+        timeout += _SELF_TIMED_MARGIN
     if call in _BUILTIN:
         target = ""
         if call == "activity":
@@ -201,7 +253,7 @@ async def run(step: Step) -> Outcome:
         elif call == "agent":
             target = str(with_.get("agent") or "")
         return await engine.effect(_BUILTIN[call], step, with_, target=target, timeout=timeout), None
-    if call in ("asyncapi", "a2a", "mcp"):
+    if call == "asyncapi":
         raise WorkflowProblem.of(
             "configuration", f"call: {call} is not supported by stigmer_nb yet", instance=step.ref
         )
