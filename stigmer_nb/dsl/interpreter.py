@@ -44,6 +44,9 @@ from .validate import compile_checked
 __all__ = ["EndWorkflow", "Engine", "Reporter", "TaskRun"]
 
 _MAX_REPORTED_BYTES = 64 * 1024
+_NO_RETRY = RetryPolicy(maximum_attempts=1)
+_RETRY_FIRST_DELAY = timedelta(milliseconds=500)
+_RETRY_MAX_DELAY = timedelta(seconds=5)
 _MAX_EVENTS_PER_SIGNAL = 200
 _RUNTIME = {"name": "stigmer_nb", "version": "0.1.0", "metadata": {"engine": "temporal"}}
 
@@ -51,6 +54,16 @@ _STATUS_IN_PROGRESS = "WORKFLOW_TASK_IN_PROGRESS"
 _STATUS_COMPLETED = "WORKFLOW_TASK_COMPLETED"
 _STATUS_FAILED = "WORKFLOW_TASK_FAILED"
 _STATUS_SKIPPED = "WORKFLOW_TASK_SKIPPED"
+
+
+def _retryable(err: ActivityError) -> bool:
+    """Whether another attempt may succeed: a retryable error, a timeout or a lost worker; not a problem."""
+    from temporalio.exceptions import TimeoutError as TemporalTimeout
+
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return not cause.non_retryable and cause.type != effects.PROBLEM_ERROR_TYPE
+    return isinstance(cause, TemporalTimeout)
 
 
 class EndWorkflow(Exception):
@@ -565,22 +578,28 @@ class Engine:
             execution_id=self.inp.execution_id,
             target=target,
         )
-        try:
-            return await workflow.execute_activity(
-                activity,
-                payload,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=heartbeat,
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(milliseconds=500),
-                    maximum_interval=timedelta(seconds=5),
-                    maximum_attempts=attempts,
-                    non_retryable_error_types=[effects.PROBLEM_ERROR_TYPE],
-                ),
-                summary=step.task.name,
-            )
-        except ActivityError as err:
-            raise WorkflowProblem(self._problem_from(err, step.ref)) from None
+        # Retried here rather than by Temporal, so that each attempt is reported on the task: a
+        # failed attempt that will be retried moves the run to its next attempt, with the error.
+        delay = _RETRY_FIRST_DELAY
+        for attempt in range(1, attempts + 1):
+            try:
+                return await workflow.execute_activity(
+                    activity,
+                    payload,
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=_NO_RETRY,
+                    summary=step.task.name,
+                )
+            except ActivityError as err:
+                failed = self._problem_from(err, step.ref)
+                if attempt == attempts or not _retryable(err):
+                    raise WorkflowProblem(failed) from None
+            step.run.attempt += 1
+            self.reporter.task(step.run, _STATUS_IN_PROGRESS, error=failed)
+            await workflow.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_DELAY)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @staticmethod
     def _problem_from(err: ActivityError, ref: str) -> dict[str, Any]:
