@@ -111,6 +111,11 @@ class Settings:
     """Largest value an expression may produce and largest workflow output, as JSON
     (``STIGMER_NB_MAX_VALUE_BYTES``); Temporal refuses payloads past 2 MiB."""
 
+    event_window: float = 60.0
+    """Seconds an event delivered to a running workflow before its ``listen`` began still counts
+    for that listen (``STIGMER_NB_EVENT_WINDOW``); 0 counts only events that arrive while it listens.
+    Each event is consumed by one listen at most."""
+
     _ENV = {
         "stigmer_queue": "TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE",
         "runner_queue": "TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE",
@@ -139,6 +144,7 @@ class Settings:
         "jq_timeout": "STIGMER_NB_JQ_TIMEOUT",
         "jq_memory_mb": "STIGMER_NB_JQ_MEMORY_MB",
         "max_value_bytes": "STIGMER_NB_MAX_VALUE_BYTES",
+        "event_window": "STIGMER_NB_EVENT_WINDOW",
     }
 
     def __post_init__(self) -> None:
@@ -204,6 +210,7 @@ class Settings:
             jq_timeout=self.jq_timeout,
             jq_memory_mb=self.jq_memory_mb,
             max_value_bytes=self.max_value_bytes,
+            event_window=self.event_window,
         )
 
     @property

@@ -645,11 +645,23 @@ class Checker:
             if attributes is not None:
                 self.expression(pointer_join(pointer, "with"), attributes, bare=False, names=names)
         if "correlate" in spec:
-            # The engine would ignore it and accept uncorrelated events: refuse instead.
-            self.add(
-                pointer_join(pointer, "correlate"),
-                "event correlation is not supported; filter on attributes in `with`",
-            )
+            self._correlate(pointer_join(pointer, "correlate"), spec["correlate"], names)
+
+    def _correlate(self, pointer: str, correlate: Any, names: tuple[str, ...]) -> None:
+        """``{key: {from, expect}}``: ``from`` is jq on the event; ``expect`` a value or ``${}``."""
+        correlate = self.mapping(pointer, correlate, "correlate ({key: {from, expect}})")
+        if correlate is None:
+            return
+        for key, rule in correlate.items():
+            ptr = pointer_join(pointer, key)
+            rule = self.mapping(ptr, rule, f"correlation {key!r} ({{from, expect}})")
+            if rule is None:
+                continue
+            self.keys(ptr, rule, ("from", "expect"), f"correlation {key!r}")
+            if self.need(ptr, rule, "from", f"correlation {key!r}", " (jq on the event, e.g. .data.orderId)"):
+                self.expression(pointer_join(ptr, "from"), rule["from"], bare=True, names=names)
+            if "expect" in rule:
+                self.expression(pointer_join(ptr, "expect"), rule["expect"], bare=False, names=names)
 
     def error(self, pointer: str, error: Any, names: tuple[str, ...]) -> None:
         """An error definition: ``type`` and ``status`` required (RFC 7807 fields)."""

@@ -623,15 +623,19 @@ class Engine:
 
 
 class EventInbox:
-    """Events delivered to this workflow (by signal) and the ``listen`` logic over them."""
+    """Events delivered to this workflow (by signal), when they came, and which a listen consumed."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.cursor = 0
+        self.arrived: list[datetime] = []
+        """Workflow time each event was delivered (replays give the same times)."""
+        self.consumed: set[int] = set()
+        """Events a listen took: each event counts for one listen at most."""
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Signal handler body: keep the event for listeners."""
         self.events.append(event)
+        self.arrived.append(workflow.now())
 
     async def listen(
         self, to: Mapping[str, Any], data: Any, args: Mapping[str, Any], ref: str, engine: Engine

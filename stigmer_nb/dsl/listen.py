@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
@@ -59,6 +60,38 @@ def _strategy(to: Mapping[str, Any]) -> tuple[str, list[Mapping[str, Any]]]:
     return "any", []
 
 
+class _Correlation:
+    """``correlate`` keys of a listen's filters: values fixed by ``expect``, or learned from the first event."""
+
+    def __init__(
+        self, filters: list[Mapping[str, Any]], data: Any, args: Mapping[str, Any], ref: str, engine: Engine
+    ) -> None:
+        self.engine, self.args, self.ref = engine, args, ref
+        self.expected: dict[str, Any] = {}
+        for spec in filters:
+            for key, rule in ((spec or {}).get("correlate") or {}).items():
+                if isinstance(rule, Mapping) and "expect" in rule:
+                    self.expected[key] = engine.eval_value(rule["expect"], data, args, ref)
+
+    def match(self, event: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The keys ``event`` would fix (empty when none), or None when it does not correlate."""
+        learned: dict[str, Any] = {}
+        for key, rule in ((spec or {}).get("correlate") or {}).items():
+            value = self.engine.eval_field(rule["from"], event, self.args, self.ref)
+            if key in self.expected:
+                if value != self.expected[key]:
+                    return None
+            elif key in learned and learned[key] != value:
+                return None
+            else:
+                learned[key] = value
+        return learned
+
+    def commit(self, learned: Mapping[str, Any]) -> None:
+        """A consumed event's values become what later events must correlate with."""
+        self.expected.update(learned)
+
+
 async def consume(
     inbox: EventInbox,
     to: Mapping[str, Any],
@@ -67,45 +100,75 @@ async def consume(
     ref: str,
     engine: Engine,
 ) -> list[dict[str, Any]]:
-    """Wait for and consume events per ``to``; only events delivered after the listen began count."""
-    start = len(inbox.events)
+    """Wait for and consume events per ``to``.
+
+    Events delivered while the listen waits count, and so do events delivered up to the run's
+    ``event_window`` before it began; an event consumed by one listen is not seen by another.
+    """
+    window = timedelta(seconds=engine.pace.limits.event_window)
+    since = workflow.now() - window
     kind, filters = _strategy(to)
     until = to.get("until")
+    until_kind, until_filters = _strategy(until) if isinstance(until, Mapping) else ("", [])
+    correlation = _Correlation([*filters, *until_filters], data, args, ref, engine)
     consumed: list[dict[str, Any]] = []
-    taken: set[int] = set()
+    seen: set[int] = set()
+    """Events this listen has examined and passed over (or taken)."""
 
     def fresh() -> list[tuple[int, dict[str, Any]]]:
-        return [(i, e) for i, e in enumerate(inbox.events) if i >= start and i not in taken]
+        return [
+            (i, e)
+            for i, e in enumerate(inbox.events)
+            if i not in seen and i not in inbox.consumed and inbox.arrived[i] >= since
+        ]
 
-    def check(event: Mapping[str, Any], spec: Mapping[str, Any]) -> bool:
+    def check(event: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
-            return event_matches(event, spec, args, engine.pace.jq)
+            if not event_matches(event, spec, args, engine.pace.jq):
+                return None
         except ExpressionError as exc:
             raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
+        return correlation.match(event, spec)
+
+    def take(index: int, learned: Mapping[str, Any]) -> None:
+        inbox.consumed.add(index)
+        correlation.commit(learned)
+
+    def first_match(event: Mapping[str, Any], specs: list[Mapping[str, Any]]) -> dict[str, Any] | None:
+        if not specs:
+            return {}
+        for spec in specs:
+            learned = check(event, spec)
+            if learned is not None:
+                return learned
+        return None
 
     if kind == "one" or (kind == "any" and until is None):
 
-        def first() -> tuple[int, dict[str, Any]] | None:
+        def one() -> bool:
             for i, event in fresh():
-                if not filters or any(check(event, f) for f in filters):
-                    return i, event
-            return None
+                learned = first_match(event, filters)
+                if learned is not None:
+                    take(i, learned)
+                    consumed.append(event)
+                    return True
+                seen.add(i)
+            return False
 
-        await workflow.wait_condition(lambda: first() is not None)
-        found = first()
-        assert found is not None
-        taken.add(found[0])
-        return [found[1]]
+        await workflow.wait_condition(one)
+        return consumed
 
     if kind == "all":
         remaining = list(range(len(filters)))
 
         def progress() -> bool:
             for i, event in fresh():
+                seen.add(i)
                 for slot in list(remaining):
-                    if check(event, filters[slot]):
+                    learned = check(event, filters[slot])
+                    if learned is not None:
                         remaining.remove(slot)
-                        taken.add(i)
+                        take(i, learned)
                         consumed.append(event)
                         break
             return not remaining
@@ -114,21 +177,26 @@ async def consume(
         return consumed
 
     # any + until: collect matching events until the condition holds.
-    until_kind, until_filters = _strategy(until) if isinstance(until, Mapping) else ("", [])
 
     def done() -> bool:
         for i, event in fresh():
-            taken.add(i)
-            if until_kind and (not until_filters or any(check(event, f) for f in until_filters)):
-                return True  # events that satisfy `until` are not part of the output
-            if not filters or any(check(event, f) for f in filters):
-                consumed.append(event)
-                if isinstance(until, str):
-                    try:
-                        if truthy(evaluate_field(until, consumed, args, engine.pace.jq)):
-                            return True
-                    except ExpressionError as exc:
-                        raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
+            seen.add(i)
+            if until_kind:
+                learned = first_match(event, until_filters)
+                if learned is not None:
+                    take(i, learned)
+                    return True  # events that satisfy `until` are not part of the output
+            learned = first_match(event, filters)
+            if learned is None:
+                continue
+            take(i, learned)
+            consumed.append(event)
+            if isinstance(until, str):
+                try:
+                    if truthy(evaluate_field(until, consumed, args, engine.pace.jq)):
+                        return True
+                except ExpressionError as exc:
+                    raise WorkflowProblem.of("expression", str(exc), instance=ref) from None
         return False
 
     await workflow.wait_condition(done)

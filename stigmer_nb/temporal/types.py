@@ -156,6 +156,8 @@ class RunLimits:
     """Memory one jq evaluation may use."""
     max_value_bytes: int = 2 * 1024 * 1024
     """Largest value (as JSON) an expression may produce, and largest workflow output."""
+    event_window: float = 60.0
+    """Seconds an event delivered before a ``listen`` began still counts for it."""
 
 
 @dataclass(frozen=True)

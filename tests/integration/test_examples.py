@@ -2,6 +2,8 @@
 
 Each example carries what it should do in ``document.metadata.example``: the input, the expected
 output (or phase and error), events to send, and what it needs (shell opt-in, Python functions).
+``needs`` names the services it calls; each adds to the input where to reach it (see ``NEEDS``), and
+each service starts, once for this module, only when an example selected to run needs it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ import base64
 import itertools
 import json
 import os
+import secrets
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -24,7 +30,9 @@ from stigmer_nb.settings import Settings
 from stigmer_nb.temporal.server import EmbeddedServer
 
 from ..conftest import assert_eventually, queue_env
-from ..httpserver import LoopbackServer, Recorded, Reply
+from ..fixtures.grpc_server import PROTO
+from ..fixtures.serving import FIXTURES, serving
+from ..httpserver import LoopbackServer, Recorded, Reply, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -108,6 +116,102 @@ def pets() -> Iterator[LoopbackServer]:
         yield server
 
 
+CLINIC_CLIENT = "pet-clinic"
+"""The one client the identity provider knows; its secret is ``SECRET_FIXTURES["clinic_secret"]``."""
+
+
+@dataclass
+class IdentityProvider:
+    """An OAuth2 / OpenID Connect token endpoint, and a route that wants one of its tokens."""
+
+    issued: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each access token issued, with the scope and the token endpoint it came from."""
+
+    def token(self, req: Recorded) -> Reply:
+        """``client_credentials`` with ``client_secret_post`` (the DSL's default client authentication)."""
+        form = {k: v[0] for k, v in parse_qs(req.text()).items()}
+        if form.get("grant_type") != "client_credentials":
+            return Reply(status=400, body={"error": "unsupported_grant_type"})
+        client = (form.get("client_id"), form.get("client_secret"))
+        if client != (CLINIC_CLIENT, SECRET_FIXTURES["clinic_secret"]):
+            return Reply(status=401, body={"error": "invalid_client"})
+        token = secrets.token_urlsafe(24)
+        self.issued[token] = {"scope": form.get("scope", ""), "endpoint": req.path}
+        return Reply(body={"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+
+    def records(self, req: Recorded) -> Reply:
+        """Rex's medical records, for a bearer token issued here."""
+        scheme, _, token = req.headers.get("authorization", "").partition(" ")
+        grant = self.issued.get(token) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return Reply(status=401, body={"error": "invalid_token"}, headers={"WWW-Authenticate": "Bearer"})
+        return Reply(
+            body={"pet": "Rex", "vaccinated": True, "scope": grant["scope"], "tokenFrom": grant["endpoint"]}
+        )
+
+
+@pytest.fixture(scope="module")
+def identity_provider(pets: LoopbackServer) -> IdentityProvider:
+    """On the pet store: ``/oauth2/token``, ``/oidc/token`` (named by discovery) and the protected records."""
+    idp = IdentityProvider()
+    pets.route("POST", "/oauth2/token", idp.token)
+    pets.route("POST", "/oidc/token", idp.token)
+    pets.route(
+        "GET",
+        "/.well-known/openid-configuration",
+        Reply(body={"issuer": pets.base, "token_endpoint": pets.url("/oidc/token")}),
+    )
+    pets.route("GET", "/pets/1/records", idp.records)
+    return idp
+
+
+@pytest.fixture(scope="module")
+def greeter() -> Iterator[int]:
+    """The gRPC Greeter (tests/fixtures/grpc_server.py) as a process; its port."""
+    port = free_port()
+    with serving("grpc_server.py", str(port), port=port):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def mcp_http() -> Iterator[str]:
+    """The MCP test server over streamable HTTP as a process; its URL."""
+    port = free_port()
+    with serving("mcp_server.py", "http", str(port), port=port):
+        yield f"http://127.0.0.1:{port}/mcp"
+
+
+@pytest.fixture(scope="module")
+def a2a_agent() -> Iterator[str]:
+    """The A2A echo agent as a process; its base URL (the agent card is under it)."""
+    port = free_port()
+    with serving("a2a_server.py", str(port), port=port):
+        yield f"http://127.0.0.1:{port}"
+
+
+NEEDS = ("http", "oauth", "grpc", "mcp", "mcp-http", "a2a")
+"""Values of ``metadata.example.needs`` beyond the lab's own (shell, functions)."""
+
+
+def _needs(need: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What ``needs: [need]`` adds to an example's input, starting the service it names if not yet up."""
+    if need == "http":
+        pets: LoopbackServer = request.getfixturevalue("pets")
+        return {"base": pets.base, "port": pets.port}
+    if need == "oauth":  # the identity provider lives on the pet store: its authority is `base`
+        request.getfixturevalue("identity_provider")
+        return _needs("http", request)
+    if need == "grpc":
+        return {"grpcPort": request.getfixturevalue("greeter"), "protoPath": str(PROTO)}
+    if need == "mcp":  # stdio: the engine starts the server itself, once per call
+        return {"python": sys.executable, "mcpServer": str(FIXTURES / "mcp_server.py")}
+    if need == "mcp-http":
+        return {"mcpUrl": request.getfixturevalue("mcp_http")}
+    if need == "a2a":
+        return {"a2aUrl": request.getfixturevalue("a2a_agent")}
+    raise AssertionError(f"unknown need {need!r}; one of {', '.join(NEEDS)}")
+
+
 def _subset(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(
@@ -121,12 +225,12 @@ def test_there_are_at_least_forty_examples() -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None:
+def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureRequest) -> None:
     meta = yaml.safe_load(path.read_text())["document"]["metadata"]["example"]
     lab = labs["shell" if meta.get("allow_shell") else "plain"]
     data = meta.get("input")
-    if "http" in meta.get("needs", []):
-        data = {**data, "base": pets.base}
+    for need in meta.get("needs", []):
+        data = {**data, **_needs(need, request)}
     started = time.monotonic()
     runtime_env = _runtime_env(meta.get("runtime_env"))
     execution = lab.run(path, input=data, runtime_env=runtime_env)
@@ -158,12 +262,19 @@ def test_example(path: Path, labs: dict[str, Lab], pets: LoopbackServer) -> None
     updates = execution.updates
     assert list(updates["seq"]) == sorted(set(updates["seq"]))
     assert execution.tasks["completed_at"].notna().all()
-    for secret in (v["value"] for v in (runtime_env or {}).values() if v.get("is_secret")):
+    kept_out = [v["value"] for v in (runtime_env or {}).values() if v.get("is_secret")]
+    if "oauth" in meta.get("needs", []):  # access tokens are as secret as the credentials behind them
+        kept_out += list(request.getfixturevalue("identity_provider").issued)
+    for secret in kept_out:
         for table in ("workflows", "workflow_instances", "workflow_executions", "task_updates"):
             assert secret not in json.dumps(lab.sql(f"SELECT * FROM {table}").to_dict("records"), default=str)
 
 
-SECRET_FIXTURES = {"api_token": "s3cr3t-value", "vet_password": "open-sesame"}
+SECRET_FIXTURES = {
+    "api_token": "s3cr3t-value",
+    "vet_password": "open-sesame",
+    "clinic_secret": "clinic-s3cret",
+}
 """Secret values for the examples' ``runtime_env`` (``{fixture: NAME}``): kept out of the documents."""
 
 

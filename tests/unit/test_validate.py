@@ -697,10 +697,10 @@ TASK_CASES = [
         """
         - wait:
             listen:
-              to: {one: {with: {type: a}, correlate: {order: {from: .id}}}}
+              to: {one: {with: {type: a}, correlate: {order: {expect: 1}}}}
         """,
-        "/do/0/wait/listen/to/one/correlate 5:37",
-        "event correlation is not supported; filter on attributes in `with`",
+        "/do/0/wait/listen/to/one/correlate/order 5:49",
+        "correlation 'order' needs `from` (jq on the event, e.g. .data.orderId)",
     ),
     # raise
     _case(
