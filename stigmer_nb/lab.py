@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,6 +40,13 @@ from .temporal.converter import sealing_converter
 from .temporal.creator import InvokeWorkflowCreator
 from .temporal.names import invoke_workflow_id
 from .temporal.recovery import reconcile
+from .temporal.schedules import (
+    ScheduleInfo,
+    list_schedules,
+    remove_schedule,
+    start_schedule,
+    trigger_schedule,
+)
 from .temporal.server import EmbeddedServer
 from .temporal.workers import runner_side_workers, stigmer_side_workers
 
@@ -448,6 +456,61 @@ class Lab:
             workflow=wf.id, name=name, input=input, runtime_env=runtime_env
         )
         return Execution(self, record.id)
+
+    # --- schedules ----------------------------------------------------------------------------
+
+    def schedule(self, doc: str | Path | Mapping[str, Any], *, input: Any = None) -> str:
+        """Start ``doc``'s ``schedule`` (every, cron or after); returns the schedule's id.
+
+        ``every`` and ``cron`` become Temporal Schedules (in a lab with time skipping, ``every``
+        is a repeating workflow on a virtual clock); ``after`` is a repeating workflow that starts
+        the next run that long after the previous one ended. Scheduling a workflow again replaces
+        its schedule. Runs are ordinary executions (their ``trigger_message`` names the schedule).
+        """
+        thread = self._check()
+        document, spec = self._prepared(doc, None)
+        schedule = document.get("schedule")
+        if not isinstance(schedule, Mapping):
+            raise InvalidInputError(
+                "the document has no `schedule`: add e.g. `schedule: {every: {hours: 1}}`"
+            )
+        return thread.call(self._schedule(document, spec, schedule, input))
+
+    async def _schedule(
+        self, document: dict[str, Any], spec: dict[str, Any] | None, schedule: Mapping[str, Any], input: Any
+    ) -> str:
+        wf = await self.service.apply_workflow(document, spec=spec)
+        return await start_schedule(
+            self.client, self.settings, slug=wf.slug, workflow=wf.name, schedule=schedule, input=input
+        )
+
+    def schedules(self) -> pd.DataFrame:
+        """The lab's schedules that are on: id, workflow, kind, spec, mechanism, next run, runs so far."""
+        import pandas as pd
+
+        found = self._check().call(list_schedules(self.client))
+        frame = pd.DataFrame(
+            [dataclasses.asdict(s) for s in found],
+            columns=[f.name for f in dataclasses.fields(ScheduleInfo)],
+        )
+        counts = self.sql(
+            "SELECT trigger_message, count(*) AS runs FROM workflow_executions "
+            "WHERE trigger_message LIKE 'schedule %' GROUP BY trigger_message"
+        )
+        runs = {
+            str(m).removeprefix("schedule "): int(n)
+            for m, n in zip(counts["trigger_message"], counts["runs"], strict=True)
+        }
+        frame["runs"] = [runs.get(i, 0) for i in frame["schedule_id"]]
+        return frame
+
+    def unschedule(self, schedule_id: str) -> None:
+        """Remove a schedule: no run starts after this; runs already started go on."""
+        self._check().call(remove_schedule(self.client, schedule_id))
+
+    def trigger_schedule(self, schedule_id: str) -> None:
+        """Start one run of an ``every``/``cron`` schedule now, without waiting for its time."""
+        self._check().call(trigger_schedule(self.client, schedule_id))
 
     def prepare(self, doc: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Parse and validate ``doc``; a Stigmer WorkflowSpec is converted. Returns (document, spec)."""

@@ -295,9 +295,12 @@ class Service:
         input: Any = None,
         runtime_env: Mapping[str, Any] | None = None,
         trigger_message: str = "",
+        start: bool = True,
     ) -> ExecutionRecord:
         """Stigmer's create pipeline: validate → slug → workflow-or-instance → default instance →
-        duplicate check → PENDING → persist → start. A failed start is saved as FAILED and raised."""
+        duplicate check → PENDING → persist → start. A failed start is saved as FAILED and raised.
+
+        ``start=False`` leaves the start to the caller (a schedule starts the invoke workflow itself)."""
         # validate (nothing is written before every check has passed)
         try:
             encoded_input = json.dumps(input, allow_nan=False, separators=(",", ":"))
@@ -374,7 +377,7 @@ class Service:
             with self._lock:
                 self._reserved_slugs.discard(slug)
         # start
-        if self.starter is not None:
+        if start and self.starter is not None:
             try:
                 await self.starter(record)
             except Exception as exc:

@@ -10,6 +10,9 @@ __all__ = [
     "LOAD_CONTEXT_ACTIVITY",
     "MEMO_ACTIVITY_QUEUE",
     "PROGRESS_SIGNAL",
+    "SCHEDULED_WORKFLOW",
+    "SCHEDULE_PREFIX",
+    "START_SCHEDULED_ACTIVITY",
     "UPDATE_STATUS_ACTIVITY",
     "dsl_workflow_id",
     "invoke_workflow_id",
@@ -35,6 +38,15 @@ PROGRESS_SIGNAL = "ReportProgress"
 
 CONTEXT_UPDATE = "GetExecutionContext"
 """Update on the invoke workflow answering a runner's request for execution context."""
+
+SCHEDULED_WORKFLOW = "stigmer/workflow-execution/scheduled"
+"""Stigmer-side workflow a schedule starts: creates one execution and runs its invoke workflow."""
+
+START_SCHEDULED_ACTIVITY = "CreateScheduledWorkflowExecution"
+"""Stigmer-side local activity that records a scheduled execution (PENDING) in the history."""
+
+SCHEDULE_PREFIX = "stigmer-schedule-"
+"""Ids of the lab's schedules (Temporal Schedules, and the workflows of ``schedule.after``)."""
 
 MEMO_ACTIVITY_QUEUE = "activityTaskQueue"
 """Memo key naming the runner queue, as Stigmer's creator sets it."""

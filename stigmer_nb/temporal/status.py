@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StigmerError
 from ..service import Service
-from .names import LOAD_CONTEXT_ACTIVITY, UPDATE_STATUS_ACTIVITY
-from .types import ExecutionContext, LoadContextInput, StatusUpdate
+from .names import LOAD_CONTEXT_ACTIVITY, START_SCHEDULED_ACTIVITY, UPDATE_STATUS_ACTIVITY
+from .types import ExecutionContext, LoadContextInput, ScheduledInput, StatusUpdate
 
 __all__ = ["StatusActivities"]
 
@@ -35,6 +35,20 @@ class StatusActivities:
         except NotFoundError as exc:
             raise ApplicationError(str(exc), type="SetupError", non_retryable=True) from None
 
+    @activity.defn(name=START_SCHEDULED_ACTIVITY)
+    async def create_scheduled(self, inp: ScheduledInput) -> str:
+        """Record one execution of a scheduled workflow (PENDING); the schedule's workflow starts it."""
+        try:
+            record = await self._service.create_execution(
+                workflow=inp.workflow,
+                input=inp.input,
+                trigger_message=f"schedule {inp.schedule_id}",
+                start=False,
+            )
+        except StigmerError as exc:  # the workflow was removed, the input refused: no retry helps
+            raise ApplicationError(str(exc), type="SetupError", non_retryable=True) from None
+        return record.id
+
     def all(self) -> list[object]:
         """Every activity here, for worker registration."""
-        return [self.update_status, self.load_context]
+        return [self.update_status, self.load_context, self.create_scheduled]

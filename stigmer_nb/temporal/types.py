@@ -14,6 +14,7 @@ __all__ = [
     "ExecutionContext",
     "ExecutionOutcome",
     "FailureDetail",
+    "ScheduledInput",
     "InvokeInput",
     "LoadContextInput",
     "ProgressBatch",
@@ -231,3 +232,21 @@ class FailureDetail:
         return FailureDetail(
             problem=first, last_seq=last_seq, events=value_to_type(list[ProgressEvent], events)
         )
+
+
+@dataclass(frozen=True)
+class ScheduledInput:
+    """Input of ``stigmer/workflow-execution/scheduled``: start executions of a scheduled workflow."""
+
+    schedule_id: str
+    workflow: str
+    """The workflow's name in the lab's catalog."""
+    input: Any = None
+    runner_queue: str = "workflow_execution_runner"
+    timeout_seconds: float = 1800.0
+    repeat: str = ""
+    """"" starts one execution (a Temporal Schedule's tick); ``every`` starts one each interval;
+    ``after`` starts the next one an interval after the previous one ended."""
+    interval_seconds: float = 0.0
+    runs: int = 0
+    """Executions started so far (kept across continue-as-new)."""

@@ -15,6 +15,7 @@ from ..runner.execute import ContextSource, ExecuteWorkflowActivity
 from ..service import Service
 from ..settings import Settings
 from .invoke import InvokeWorkflowExecutionWorkflow
+from .scheduled import ScheduledExecutionWorkflow
 from .status import StatusActivities
 
 __all__ = ["runner_side_workers", "stigmer_side_workers"]
@@ -51,7 +52,7 @@ def stigmer_side_workers(client: Client, settings: Settings, service: Service) -
             client,
             build_id=_BUILD_ID,
             task_queue=settings.stigmer_queue,
-            workflows=[InvokeWorkflowExecutionWorkflow],
+            workflows=[InvokeWorkflowExecutionWorkflow, ScheduledExecutionWorkflow],
             activities=status.all(),
             no_remote_activities=True,  # its activities only ever run as local activities
             workflow_runner=_runner(),

@@ -1,0 +1,187 @@
+"""The lab's schedules: a document's ``schedule`` as a Temporal Schedule or a repeating workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from ..dsl.durations import parse_duration
+from ..errors import InvalidInputError, NotFoundError
+from ..settings import Settings
+from .names import SCHEDULE_PREFIX, SCHEDULED_WORKFLOW
+from .types import ScheduledInput
+
+__all__ = ["ScheduleInfo", "list_schedules", "remove_schedule", "start_schedule", "trigger_schedule"]
+
+_MEMO_KIND = "stigmerSchedule"
+"""Memo key on the repeating workflows (and Schedules) the lab starts: ``every``, ``cron`` or ``after``."""
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """One of the lab's schedules, as ``lab.schedules()`` lists it."""
+
+    schedule_id: str
+    workflow: str
+    kind: str
+    """``every``, ``cron`` or ``after``."""
+    spec: str
+    """The interval (seconds) or the cron expression."""
+    mechanism: str
+    """``temporal schedule`` or ``workflow`` (a repeating workflow of timers)."""
+    next_run_at: datetime | None = None
+
+
+def schedule_id_for(slug: str) -> str:
+    """One schedule per workflow: scheduling it again replaces the schedule."""
+    return SCHEDULE_PREFIX + slug
+
+
+async def start_schedule(
+    client: Client, settings: Settings, *, slug: str, workflow: str, schedule: Mapping[str, Any], input: Any
+) -> str:
+    """Start ``schedule`` (a document's ``schedule`` section) for ``workflow``; returns its id."""
+    kind = next((k for k in ("every", "cron", "after", "on") if k in schedule), None)
+    if kind is None:
+        raise InvalidInputError("the document has no schedule: add `schedule: {every | cron | after}`")
+    if kind == "on":
+        raise InvalidInputError(
+            "schedule.on (start a run per event) is not supported yet; listen for the event in a "
+            "running workflow instead, or use every/cron/after"
+        )
+    schedule_id = schedule_id_for(slug)
+    await remove_schedule(client, schedule_id, missing_ok=True)
+    base = ScheduledInput(
+        schedule_id=schedule_id,
+        workflow=workflow,
+        input=input,
+        runner_queue=settings.runner_queue,
+        timeout_seconds=settings.effective_execution_timeout,
+    )
+    # The server turns a cron expression into calendar specs: the memo keeps it as written.
+    memo = {_MEMO_KIND: kind, "workflow": workflow, "spec": _spec_text(kind, schedule[kind])}
+    if kind == "cron" or (kind == "every" and not settings.time_skipping):
+        spec = (
+            ScheduleSpec(cron_expressions=[str(schedule["cron"])])
+            if kind == "cron"
+            else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=_interval(schedule["every"]))])
+        )
+        await client.create_schedule(
+            schedule_id,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    SCHEDULED_WORKFLOW, base, id=f"{schedule_id}-run", task_queue=settings.stigmer_queue
+                ),
+                spec=spec,
+                # `every` runs regardless of the previous run (the spec), cron alike.
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+            ),
+            memo=memo,
+        )
+        return schedule_id
+    interval = _interval(schedule[kind])
+    starter = client
+    if settings.time_skipping:
+        from temporalio.testing import TimeSkipper
+
+        starter = TimeSkipper(client).client
+    await starter.start_workflow(
+        SCHEDULED_WORKFLOW,
+        ScheduledInput(**{**base.__dict__, "repeat": kind, "interval_seconds": interval.total_seconds()}),
+        id=schedule_id,
+        task_queue=settings.stigmer_queue,
+        memo=memo,
+    )
+    return schedule_id
+
+
+def _spec_text(kind: str, value: Any) -> str:
+    """``3600s`` for an interval, the expression for cron."""
+    return str(value) if kind == "cron" else f"{_interval(value).total_seconds():g}s"
+
+
+def _interval(value: Any) -> timedelta:
+    interval = parse_duration(value)
+    if interval < timedelta(seconds=1):
+        raise InvalidInputError(f"a schedule interval must be at least 1 second, got {interval}")
+    return interval
+
+
+async def list_schedules(client: Client) -> list[ScheduleInfo]:
+    """Every schedule the lab started that is still on, Temporal Schedules and repeating workflows."""
+    found: list[ScheduleInfo] = []
+    async for entry in await client.list_schedules():
+        if not entry.id.startswith(SCHEDULE_PREFIX):
+            continue
+        described = await client.get_schedule_handle(entry.id).describe()
+        memo = await described.memo()
+        kind, text = str(memo.get(_MEMO_KIND, "")), str(memo.get("spec", ""))
+        upcoming = described.info.next_action_times
+        found.append(
+            ScheduleInfo(
+                entry.id,
+                str(memo.get("workflow", "")),
+                kind,
+                text,
+                "temporal schedule",
+                upcoming[0] if upcoming else None,
+            )
+        )
+    query = f"WorkflowType = '{SCHEDULED_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(query):
+        if wf.id.startswith(SCHEDULE_PREFIX) and not any(s.schedule_id == wf.id for s in found):
+            memo = await wf.memo()
+            if _MEMO_KIND not in memo:
+                continue  # a Temporal Schedule's tick, not a repeating workflow
+            found.append(
+                ScheduleInfo(
+                    wf.id,
+                    str(memo.get("workflow", "")),
+                    str(memo[_MEMO_KIND]),
+                    str(memo.get("spec", "")),
+                    "workflow",
+                )
+            )
+    return sorted(found, key=lambda s: s.schedule_id)
+
+
+async def remove_schedule(client: Client, schedule_id: str, *, missing_ok: bool = False) -> None:
+    """Stop ``schedule_id``: no run starts after this; runs already started go on."""
+    removed = False
+    try:
+        await client.get_schedule_handle(schedule_id).delete()
+        removed = True
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        await client.get_workflow_handle(schedule_id).terminate("schedule removed")
+        removed = True
+    except RPCError as exc:
+        if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise
+    if not removed and not missing_ok:
+        raise NotFoundError("schedule", schedule_id)
+
+
+async def trigger_schedule(client: Client, schedule_id: str) -> None:
+    """Start one run of a Temporal Schedule now (cron and every)."""
+    try:
+        await client.get_schedule_handle(schedule_id).trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise NotFoundError("Temporal Schedule (every or cron)", schedule_id) from None
+        raise
