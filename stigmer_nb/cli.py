@@ -324,7 +324,15 @@ async def _run_worker(side: str, settings: Any) -> None:
             also = [emitter] if emitter else []
             return await broadcast(client, event, task_queue=settings.zigflow_queue, also=also)
 
-        effects = EffectActivities(Registry(), client=client, events=events, allow_shell=settings.allow_shell)
+        from .runner.execute import TemporalWorkflows
+
+        effects = EffectActivities(
+            Registry(),
+            client=client,
+            workflows=TemporalWorkflows(client),
+            events=events,
+            allow_shell=settings.allow_shell,
+        )
         workers = runner_side_workers(client, settings, context=TemporalContext(client), effects=effects)
         from .temporal.recovery import release_running
 

@@ -24,7 +24,6 @@ from .errors import (
     ExecutionTimeoutError,
     InvalidInputError,
     LabStateError,
-    NotFoundError,
     StigmerError,
     TemporalUnreachableError,
 )
@@ -565,22 +564,15 @@ class Lab:
         known = {*self.active_runs, *([emitter] if emitter else [])}
         return await broadcast(self.client, event, task_queue=self.settings.zigflow_queue, also=known)
 
-    async def _find_workflow(self, namespace: str | None, name: str, version: str | None) -> dict[str, Any]:
+    async def _find_workflow(
+        self, execution_id: str | None, namespace: str | None, name: str, version: str | None
+    ) -> dict[str, Any]:
         from .dsl.activities import effect_error
 
         try:
-            wf = self.service.get_workflow(name)
-        except NotFoundError as exc:
+            return self.service.find_document(namespace, name, version)
+        except StigmerError as exc:
             raise effect_error("configuration", f"run.workflow: {exc}") from None
-        if namespace and wf.namespace != namespace:
-            raise effect_error(
-                "configuration", f"run.workflow: {name!r} is in namespace {wf.namespace!r}, not {namespace!r}"
-            )
-        if version and version not in ("latest", wf.version):
-            raise effect_error(
-                "configuration", f"run.workflow: {name!r} is at version {wf.version}, not {version}"
-            )
-        return wf.document
 
     # --- history -----------------------------------------------------------------------------
 

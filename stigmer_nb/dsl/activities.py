@@ -113,8 +113,8 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-WorkflowLookup = Callable[[str | None, str, str | None], Awaitable[dict[str, Any]]]
-"""(namespace, name, version) → DSL document, for ``run: workflow``."""
+WorkflowLookup = Callable[[str | None, str | None, str, str | None], Awaitable[dict[str, Any]]]
+"""(execution id, namespace, name, version) → DSL document, for ``run: workflow``."""
 
 EventSink = Callable[[dict[str, Any], str | None], Awaitable[int]]
 """Delivers a CloudEvent to listening workflows (plus one known to run); returns how many got it."""
@@ -236,7 +236,7 @@ class EffectActivities:
         name = str(args.get("name") or "")
         if not name:
             raise effect_error("configuration", "run.workflow needs a `name`")
-        return await self._workflows(args.get("namespace"), name, args.get("version"))
+        return await self._workflows(inp.execution_id, args.get("namespace"), name, args.get("version"))
 
     @activity.defn(name=effects.CALL_HTTP)
     async def call_http(self, inp: effects.EffectInput) -> Any:

@@ -17,10 +17,17 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
-from ..temporal.names import PROGRESS_SIGNAL
-from ..temporal.types import DSLInput, FailureDetail, ProgressBatch, ProgressEvent, TaskTransition
+from ..temporal.names import DSL_WORKFLOW, PROGRESS_SIGNAL
+from ..temporal.types import (
+    DSLInput,
+    DSLResult,
+    FailureDetail,
+    ProgressBatch,
+    ProgressEvent,
+    TaskTransition,
+)
 from . import effects
 from .check import Checker, Scope
 from .document import LoadedDocument, pointer_join
@@ -44,6 +51,7 @@ from .validate import compile_checked
 __all__ = ["EndWorkflow", "Engine", "Reporter", "TaskRun"]
 
 _MAX_REPORTED_BYTES = 64 * 1024
+_CHILD_WORKFLOW_PATCH = "run-workflow-as-child"
 _NO_RETRY = RetryPolicy(maximum_attempts=1)
 _RETRY_FIRST_DELAY = timedelta(milliseconds=500)
 _RETRY_MAX_DELAY = timedelta(seconds=5)
@@ -99,10 +107,27 @@ class TaskRun:
 class Reporter:
     """Collects transitions in order and ships them to the invoke workflow as signals."""
 
-    def __init__(self, execution_id: str | None, target: str | None, taint: Taint) -> None:
+    def __init__(
+        self,
+        execution_id: str | None,
+        target: str | None,
+        taint: Taint,
+        *,
+        signal: str = PROGRESS_SIGNAL,
+        id_prefix: str = "",
+        source: str | None = None,
+    ) -> None:
         self.execution_id = execution_id or ""
         self.target = target
         self.taint = taint
+        self.signal = signal
+        """``ReportProgress`` to the invoke workflow, or ``ReportChildProgress`` to a parent run."""
+        self.id_prefix = id_prefix
+        """A child run's task ids start with its parent task run's id (unique in the execution)."""
+        self.source = source or self.execution_id
+        """What the batches say they come from (a child names its workflow id)."""
+        self._relayed: dict[str, int] = {}
+        """Per child run: the highest of its seqs relayed (its signals and result may overlap)."""
         self.seq = 0
         self._buffer: list[ProgressEvent] = []
         self._unconfirmed: dict[int, ProgressEvent] = {}
@@ -118,7 +143,7 @@ class Reporter:
     def next_task_id(self) -> str:
         """A task-run id, unique and deterministic within the execution."""
         self._counter += 1
-        return f"t{self._counter}"
+        return f"{self.id_prefix}t{self._counter}"
 
     def _clean(self, value: Any) -> Any:
         if value is None:
@@ -167,6 +192,17 @@ class Reporter:
         )
         self._push({"task": transition})
 
+    def relay(self, child: str, events: list[ProgressEvent]) -> None:
+        """A child run's task transitions, renumbered into this run's sequence, each once, in order."""
+        for event in sorted(events, key=lambda e: e.seq):
+            if event.seq <= self._relayed.get(child, 0):
+                continue
+            self._relayed[child] = event.seq
+            if event.task is not None:  # its phase changes are the parent's task's business
+                self.seq += 1
+                if self.enabled:
+                    self._buffer.append(ProgressEvent(seq=self.seq, at=event.at, task=event.task))
+
     def take(self) -> list[ProgressEvent]:
         """Everything the receiver may not have yet, carried by the workflow's result instead.
 
@@ -193,7 +229,7 @@ class Reporter:
         assert self.target is not None
         handle = workflow.get_external_workflow_handle(self.target)
         try:
-            await handle.signal(PROGRESS_SIGNAL, ProgressBatch(self.execution_id, events))
+            await handle.signal(self.signal, ProgressBatch(self.source, events))
         except Exception as exc:  # the receiver is gone (terminated); the run goes on
             workflow.logger.warning("progress for %s not delivered: %s", self.execution_id, exc)
         else:
@@ -239,10 +275,13 @@ class Engine:
         reference_prefix: str = "",
         pace: Pace | None = None,
         depth: int = 0,
+        nested: bool = False,
     ) -> None:
         self.inp = inp
         self.pace = pace if pace is not None else Pace(inp.limits)
         self.depth = depth
+        self.nested = nested
+        """Runs inside another engine's workflow (``run: workflow`` histories from before child workflows)."""
         self.doc = inp.document
         self.compiled = compile_checked(self.doc, reference_prefix)
         self.use: Mapping[str, Any] = self.doc.get("use") or {}
@@ -392,7 +431,7 @@ class Engine:
             if compiled.output.transforms:
                 output = self.eval_field(compiled.output.expression, output, self.arguments({}), ref)
             self._schema(compiled.output.schema, output, ref, "workflow output")
-        if self.parent is None:
+        if not self.nested:
             size = len(dumps(output))
             if size > self.pace.limits.max_value_bytes:
                 raise LimitExceeded.of(
@@ -533,7 +572,42 @@ class Engine:
         return self._functions[key]
 
     async def subflow(self, document: dict[str, Any], sub_input: Any, step: Step) -> Any:
-        """``run: workflow``: ``document`` run by an engine of its own, reporting under ``step``."""
+        """``run: workflow``: ``document`` as a child workflow (any runner may run it), reporting under ``step``."""
+        prefix = pointer_join(step.ref, "run", "workflow")
+        if not workflow.patched(_CHILD_WORKFLOW_PATCH):
+            return await self._inline_subflow(document, sub_input, step, prefix)
+        info = workflow.info()
+        child_id = f"{info.workflow_id}/{step.run.task_id}"
+        inp = DSLInput(
+            document=document,
+            input=sub_input,
+            execution_id=self.inp.execution_id,
+            progress_workflow_id=info.workflow_id if self.reporter.enabled else None,
+            env=self.inp.env,
+            secrets=self.inp.secrets,
+            allow_shell=self.inp.allow_shell,
+            limits=self.inp.limits,
+            parent_task_id=step.run.task_id,
+            reference_prefix=prefix,
+            depth=self.depth + 1,
+        )
+        try:
+            result: DSLResult = await workflow.execute_child_workflow(
+                DSL_WORKFLOW, inp, id=child_id, task_queue=info.task_queue, result_type=DSLResult
+            )
+        except ChildWorkflowError as err:
+            failure = FailureDetail.of(err.cause)
+            if failure is None:
+                raise WorkflowProblem(problem("runtime", str(err.cause or err), instance=step.ref)) from None
+            self.reporter.relay(child_id, failure.events)
+            if failure.problem.get("title") == LimitExceeded.TITLE:
+                raise LimitExceeded(failure.problem) from None
+            raise WorkflowProblem(failure.problem) from None
+        self.reporter.relay(child_id, result.events)
+        return result.output
+
+    async def _inline_subflow(self, document: dict[str, Any], sub_input: Any, step: Step, prefix: str) -> Any:
+        """``run: workflow`` inside this workflow, as runs started before child workflows replay it."""
         inp = DSLInput(
             document=document,
             input=sub_input,
@@ -549,9 +623,10 @@ class Engine:
             reporter=self.reporter,
             events=self.events,
             parent=step.run,
-            reference_prefix=pointer_join(step.ref, "run", "workflow"),
+            reference_prefix=prefix,
             pace=self.pace,
             depth=self.depth + 1,
+            nested=True,
         )
         sub.background = self.background  # its detached runs are the execution's too
         return await sub.run()

@@ -30,10 +30,12 @@ YIELD_EVERY = 100
 class LimitExceeded(WorkflowProblem):
     """A limit was hit: the execution fails, and ``try``/``catch`` does not catch it."""
 
+    TITLE = "Limit exceeded"
+
     @classmethod
     def of(cls, detail: str, *, instance: str | None = None) -> LimitExceeded:  # type: ignore[override]
         """The problem for ``detail``."""
-        return cls(problem("runtime", detail, title="Limit exceeded", instance=instance))
+        return cls(problem("runtime", detail, title=cls.TITLE, instance=instance))
 
 
 class Pace:

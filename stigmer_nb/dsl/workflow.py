@@ -11,10 +11,10 @@ from temporalio.exceptions import ApplicationError, CancelledError
 with workflow.unsafe.imports_passed_through():
     # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
     from ..temporal.codec import seal_also
-    from ..temporal.names import DSL_WORKFLOW
-    from ..temporal.types import DSLInput, DSLResult, FailureDetail
+    from ..temporal.names import CHILD_PROGRESS_SIGNAL, DSL_WORKFLOW, PROGRESS_SIGNAL
+    from ..temporal.types import DSLInput, DSLResult, FailureDetail, ProgressBatch
     from .events import EVENT_SIGNAL
-    from .interpreter import Engine, EventInbox, Reporter
+    from .interpreter import Engine, EventInbox, Reporter, TaskRun
     from .problems import WorkflowProblem, problem
     from .taint import Taint
 
@@ -27,22 +27,49 @@ class ExecuteServerlessWorkflow:
 
     def __init__(self) -> None:
         self._inbox = EventInbox()
+        self._reporter: Reporter | None = None
 
     @workflow.signal(name=EVENT_SIGNAL)
     def deliver_event(self, event: dict[str, Any]) -> None:
         """A CloudEvent for this workflow's listeners."""
         self._inbox.deliver(event)
 
+    @workflow.signal(name=CHILD_PROGRESS_SIGNAL)
+    def child_progress(self, batch: ProgressBatch) -> None:
+        """Transitions of a ``run: workflow`` child, relayed in this run's order."""
+        if self._reporter is not None:
+            self._reporter.relay(batch.execution_id, batch.events)
+
     @workflow.run
     async def run(self, inp: DSLInput) -> DSLResult:
         """Run the document; a DSL error fails the workflow with the problem as its details."""
         taint = Taint(inp.secrets.values(), sink=seal_also)
-        reporter = Reporter(inp.execution_id, inp.progress_workflow_id, taint)
+        child = inp.parent_task_id is not None
+        reporter = Reporter(
+            inp.execution_id,
+            inp.progress_workflow_id,
+            taint,
+            signal=CHILD_PROGRESS_SIGNAL if child else PROGRESS_SIGNAL,
+            id_prefix=f"{inp.parent_task_id}." if child else "",
+            source=workflow.info().workflow_id if child else None,
+        )
+        self._reporter = reporter
         started = workflow.now()
         shipper = asyncio.create_task(reporter.run())
         reporter.phase("EXECUTION_IN_PROGRESS")
         try:
-            engine = Engine(inp, reporter=reporter, events=self._inbox)
+            parent = None
+            if child:
+                # The task run of the parent that this run reports under.
+                parent = TaskRun(str(inp.parent_task_id), inp.reference_prefix, "", "", None, 1, started)
+            engine = Engine(
+                inp,
+                reporter=reporter,
+                events=self._inbox,
+                parent=parent,
+                reference_prefix=inp.reference_prefix,
+                depth=inp.depth,
+            )
             output = await engine.run()
         except WorkflowProblem as err:
             details = taint.clean(err.problem)

@@ -24,7 +24,7 @@ from ..temporal.types import (
     FailureDetail,
 )
 
-__all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext"]
+__all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext", "TemporalWorkflows"]
 
 _HEARTBEAT_EVERY = 1.0
 """Seconds between beats when the attempt has no heartbeat timeout; with one, a third of it
@@ -66,6 +66,35 @@ class TemporalContext:
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause.cause if exc.cause is not None and exc.cause.cause is not None else exc.cause
             raise _setup_error(f"could not load the execution context: {cause}") from None
+
+
+class TemporalWorkflows:
+    """``run: workflow`` lookups of a runner in another process: an Update on the invoke workflow."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def __call__(
+        self, execution_id: str | None, namespace: str | None, name: str, version: str | None
+    ) -> dict[str, Any]:
+        """The named workflow's document, read by the Stigmer side."""
+        from ..dsl.activities import effect_error
+        from ..temporal.names import FIND_DOCUMENT_UPDATE, invoke_workflow_id
+        from ..temporal.types import FindDocumentInput
+
+        if not execution_id:
+            raise effect_error("configuration", "run: workflow needs the execution it runs in")
+        handle = self._client.get_workflow_handle(invoke_workflow_id(execution_id))
+        try:
+            document: dict[str, Any] = await handle.execute_update(
+                FIND_DOCUMENT_UPDATE, FindDocumentInput(name, namespace, version), result_type=dict
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause.cause if exc.cause is not None and exc.cause.cause is not None else exc.cause
+            failure = FailureDetail.of(cause)
+            detail = failure.problem.get("detail") if failure else str(cause)
+            raise effect_error("configuration", str(detail)) from None
+        return document
 
 
 async def _heartbeating(awaitable: Any) -> Any:

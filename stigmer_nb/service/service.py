@@ -286,6 +286,15 @@ class Service:
 
     # --- executions ------------------------------------------------------------------------------
 
+    def find_document(self, namespace: str | None, name: str, version: str | None) -> dict[str, Any]:
+        """The document ``run: workflow`` names: a workflow by name, checked against namespace and version."""
+        wf = self.get_workflow(name)
+        if namespace and wf.namespace != namespace:
+            raise InvalidInputError(f"{name!r} is in namespace {wf.namespace!r}, not {namespace!r}")
+        if version and version not in ("latest", wf.version):
+            raise InvalidInputError(f"{name!r} is at version {wf.version}, not {version}")
+        return dict(wf.document)
+
     async def create_execution(
         self,
         *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from .names import (
         CONTEXT_UPDATE,
         EXECUTE_WORKFLOW_ACTIVITY,
+        FIND_DOCUMENT_ACTIVITY,
+        FIND_DOCUMENT_UPDATE,
         INVOKE_WORKFLOW,
         LOAD_CONTEXT_ACTIVITY,
         MEMO_ACTIVITY_QUEUE,
@@ -33,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ExecutionContext,
         ExecutionOutcome,
         FailureDetail,
+        FindDocumentInput,
         InvokeInput,
         LoadContextInput,
         ProgressBatch,
@@ -73,6 +77,17 @@ class InvokeWorkflowExecutionWorkflow:
         for event in batch.events:
             if event.seq > self._applied:
                 self._pending[event.seq] = event
+
+    @workflow.update(name=FIND_DOCUMENT_UPDATE)
+    async def find_document(self, inp: FindDocumentInput) -> dict[str, Any]:
+        """A ``run: workflow`` document for a runner in another process (read by a local activity)."""
+        result: dict[str, Any] = await workflow.execute_local_activity(
+            FIND_DOCUMENT_ACTIVITY,
+            inp,
+            schedule_to_close_timeout=_STATUS_TIMEOUT,
+            retry_policy=_STATUS_RETRY,
+        )
+        return result
 
     @workflow.update(name=CONTEXT_UPDATE)
     async def get_context(self, inp: LoadContextInput) -> ExecutionContext:

@@ -6,9 +6,12 @@ __all__ = [
     "CONTEXT_UPDATE",
     "DSL_WORKFLOW",
     "EXECUTE_WORKFLOW_ACTIVITY",
+    "FIND_DOCUMENT_ACTIVITY",
+    "FIND_DOCUMENT_UPDATE",
     "INVOKE_WORKFLOW",
     "LOAD_CONTEXT_ACTIVITY",
     "MEMO_ACTIVITY_QUEUE",
+    "CHILD_PROGRESS_SIGNAL",
     "PROGRESS_SIGNAL",
     "SCHEDULED_WORKFLOW",
     "SCHEDULE_PREFIX",
@@ -36,6 +39,9 @@ DSL_WORKFLOW = "ExecuteServerlessWorkflow"
 PROGRESS_SIGNAL = "ReportProgress"
 """Signal carrying task transitions from the DSL workflow to the invoke workflow."""
 
+CHILD_PROGRESS_SIGNAL = "ReportChildProgress"
+"""Signal carrying a ``run: workflow`` child's transitions to its parent DSL workflow."""
+
 CONTEXT_UPDATE = "GetExecutionContext"
 """Update on the invoke workflow answering a runner's request for execution context."""
 
@@ -47,6 +53,12 @@ START_SCHEDULED_ACTIVITY = "CreateScheduledWorkflowExecution"
 
 SCHEDULE_PREFIX = "stigmer-schedule-"
 """Ids of the lab's schedules (Temporal Schedules, and the workflows of ``schedule.after``)."""
+
+FIND_DOCUMENT_UPDATE = "FindWorkflowDocument"
+"""Update on the invoke workflow answering a runner's ``run: workflow`` lookup."""
+
+FIND_DOCUMENT_ACTIVITY = "FindWorkflowDocument"
+"""Stigmer-side local activity that reads a workflow's document for ``run: workflow``."""
 
 MEMO_ACTIVITY_QUEUE = "activityTaskQueue"
 """Memo key naming the runner queue, as Stigmer's creator sets it."""

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ..dsl.problems import problem
 from ..errors import NotFoundError, StigmerError
 from ..service import Service
-from .names import LOAD_CONTEXT_ACTIVITY, START_SCHEDULED_ACTIVITY, UPDATE_STATUS_ACTIVITY
-from .types import ExecutionContext, LoadContextInput, ScheduledInput, StatusUpdate
+from .names import (
+    FIND_DOCUMENT_ACTIVITY,
+    LOAD_CONTEXT_ACTIVITY,
+    START_SCHEDULED_ACTIVITY,
+    UPDATE_STATUS_ACTIVITY,
+)
+from .types import (
+    ExecutionContext,
+    FailureDetail,
+    FindDocumentInput,
+    LoadContextInput,
+    ScheduledInput,
+    StatusUpdate,
+)
 
 __all__ = ["StatusActivities"]
 
@@ -49,6 +64,16 @@ class StatusActivities:
             raise ApplicationError(str(exc), type="SetupError", non_retryable=True) from None
         return record.id
 
+    @activity.defn(name=FIND_DOCUMENT_ACTIVITY)
+    async def find_document(self, inp: FindDocumentInput) -> dict[str, Any]:
+        """The document ``run: workflow`` names, for a runner in another process."""
+        try:
+            return self._service.find_document(inp.namespace, inp.name, inp.version)
+        except StigmerError as exc:
+            raise FailureDetail(problem("configuration", f"run.workflow: {exc}")).error(
+                str(exc), type="SetupError"
+            ) from None
+
     def all(self) -> list[object]:
         """Every activity here, for worker registration."""
-        return [self.update_status, self.load_context, self.create_scheduled]
+        return [self.update_status, self.load_context, self.create_scheduled, self.find_document]

@@ -14,6 +14,7 @@ __all__ = [
     "ExecutionContext",
     "ExecutionOutcome",
     "FailureDetail",
+    "FindDocumentInput",
     "ScheduledInput",
     "InvokeInput",
     "LoadContextInput",
@@ -174,6 +175,13 @@ class DSLInput:
     secrets: dict[str, str] = field(default_factory=dict)
     allow_shell: bool = False
     limits: RunLimits = field(default_factory=RunLimits)
+    parent_task_id: str | None = None
+    """Set when this run is a ``run: workflow`` child: the task run it reports under. Its progress
+    then goes to the parent DSL workflow (``progress_workflow_id``), which relays it in order."""
+    reference_prefix: str = ""
+    """Where the child's tasks sit in the parent's document (``…/run/workflow``)."""
+    depth: int = 0
+    """``run: workflow`` nesting of this run."""
 
 
 @dataclass(frozen=True)
@@ -250,3 +258,12 @@ class ScheduledInput:
     interval_seconds: float = 0.0
     runs: int = 0
     """Executions started so far (kept across continue-as-new)."""
+
+
+@dataclass(frozen=True)
+class FindDocumentInput:
+    """A ``run: workflow`` lookup a runner asks the Stigmer side for."""
+
+    name: str
+    namespace: str | None = None
+    version: str | None = None

@@ -96,3 +96,55 @@ def test_the_lab_alone_does_not_execute(lab_factory: Any) -> None:
 def test_queue_env_helper_names_distinct_queues() -> None:
     env = queue_env("x")
     assert len(set(env.values())) == 3
+
+
+SUB = """
+document: {dsl: '1.0.0', namespace: tests, name: remote-sub, version: '1.0.0'}
+do:
+  - double:
+      set: {n: '${ .n * 2 }'}
+  - later:
+      wait: {milliseconds: 50}
+"""
+
+PARENT = """
+document: {dsl: '1.0.0', namespace: tests, name: remote-parent, version: '1.0.0'}
+do:
+  - before:
+      set: {n: '${ .n }'}
+  - delegate:
+      run:
+        workflow: {namespace: tests, name: remote-sub, input: '${ . }'}
+  - after:
+      set: {result: '${ .n + 1 }'}
+"""
+
+
+def test_run_workflow_is_a_child_the_remote_runner_runs_with_its_tasks_under_the_parent_task(
+    remote_lab: tuple[Lab, Any],
+) -> None:
+    from stigmer_nb.temporal.names import DSL_WORKFLOW
+
+    lab, _ = remote_lab
+    lab._check().call(lab.service.apply_workflow(lab.prepare(SUB)[0]))  # in the catalog, not run
+    execution = lab.run(PARENT, input={"n": 5}).wait(60)
+    assert execution.phase == "EXECUTION_COMPLETED", execution.error
+    assert execution.output == {"result": 11}
+    tasks = execution.tasks.set_index("name")
+    delegate = tasks.loc["delegate"]
+    for name in ("double", "later"):
+        assert tasks.loc[name, "parent_id"] == delegate["task_id"]
+        assert tasks.loc[name, "reference"].startswith("/do/1/delegate/run/workflow/do/")
+        assert tasks.loc[name, "status"] == "WORKFLOW_TASK_COMPLETED"
+    seqs = list(execution.updates["seq"])
+    # One sequence across parent and child, without a gap (seq 1 is the phase change).
+    assert seqs == list(range(2, len(seqs) + 2))
+    # The sub-workflow is a Temporal child workflow of the DSL run.
+    run_id = execution.record.runner_workflow_id
+
+    async def children() -> list[str]:
+        query = f"WorkflowType = '{DSL_WORKFLOW}' AND ParentWorkflowId = '{run_id}'"
+        return [wf.id async for wf in lab.client.list_workflows(query)]
+
+    found = lab._check().call(children())
+    assert found == [f"{run_id}/{delegate['task_id']}"]
