@@ -116,6 +116,10 @@ class Settings:
     for that listen (``STIGMER_NB_EVENT_WINDOW``); 0 counts only events that arrive while it listens.
     Each event is consumed by one listen at most."""
 
+    continue_after: int = 10_000
+    """History events after which a DSL run continues as new at its next top-level task
+    (``STIGMER_NB_CONTINUE_AFTER``), so a long run never meets Temporal's history limits."""
+
     _ENV = {
         "stigmer_queue": "TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE",
         "runner_queue": "TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE",
@@ -145,6 +149,7 @@ class Settings:
         "jq_memory_mb": "STIGMER_NB_JQ_MEMORY_MB",
         "max_value_bytes": "STIGMER_NB_MAX_VALUE_BYTES",
         "event_window": "STIGMER_NB_EVENT_WINDOW",
+        "continue_after": "STIGMER_NB_CONTINUE_AFTER",
     }
 
     def __post_init__(self) -> None:
@@ -155,6 +160,7 @@ class Settings:
             "jq_timeout",
             "jq_memory_mb",
             "max_value_bytes",
+            "continue_after",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(
@@ -211,6 +217,7 @@ class Settings:
             jq_memory_mb=self.jq_memory_mb,
             max_value_bytes=self.max_value_bytes,
             event_window=self.event_window,
+            continue_after=self.continue_after,
         )
 
     @property

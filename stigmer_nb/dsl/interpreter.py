@@ -48,10 +48,11 @@ from .taint import Taint
 from .tasks import TYPES, Outcome, Step
 from .validate import compile_checked
 
-__all__ = ["EndWorkflow", "Engine", "Reporter", "TaskRun"]
+__all__ = ["ContinueRun", "EndWorkflow", "Engine", "EventInbox", "Reporter", "TaskRun"]
 
 _MAX_REPORTED_BYTES = 64 * 1024
 _CHILD_WORKFLOW_PATCH = "run-workflow-as-child"
+_CONTINUE_PATCH = "continue-as-new-between-tasks"
 _NO_RETRY = RetryPolicy(maximum_attempts=1)
 _RETRY_FIRST_DELAY = timedelta(milliseconds=500)
 _RETRY_MAX_DELAY = timedelta(seconds=5)
@@ -72,6 +73,16 @@ def _retryable(err: ActivityError) -> bool:
     if isinstance(cause, ApplicationError):
         return not cause.non_retryable and cause.type != effects.PROBLEM_ERROR_TYPE
     return isinstance(cause, TemporalTimeout)
+
+
+class ContinueRun(Exception):
+    """The run's history is long: stop between two top-level tasks and continue as new from there."""
+
+    def __init__(self, index: int, data: Any, jumps: dict[str, int]) -> None:
+        super().__init__("continue as new")
+        self.index = index
+        self.data = data
+        self.jumps = jumps
 
 
 class EndWorkflow(Exception):
@@ -192,6 +203,21 @@ class Reporter:
         )
         self._push({"task": transition})
 
+    def restore(self, seq: int, task_ids: int, relayed: Mapping[str, int]) -> None:
+        """Carry on numbering where a previous run (before continue-as-new) stopped."""
+        self.seq, self._counter = seq, task_ids
+        self._relayed = dict(relayed)
+
+    @property
+    def task_ids(self) -> int:
+        """Task-run ids handed out so far."""
+        return self._counter
+
+    @property
+    def relayed(self) -> dict[str, int]:
+        """Per child run, the highest seq relayed."""
+        return dict(self._relayed)
+
     def relay(self, child: str, events: list[ProgressEvent]) -> None:
         """A child run's task transitions, renumbered into this run's sequence, each once, in order."""
         for event in sorted(events, key=lambda e: e.seq):
@@ -296,7 +322,11 @@ class Engine:
         """``run`` tasks started with ``await: false``; the top-level run waits for them at the end."""
         self._functions: dict[tuple[str, str], Task | None] = {}
         info = workflow.info()
-        self.started = workflow.now()
+        cont = inp.continuation
+        self.started = datetime.fromisoformat(cont.started_at) if cont else workflow.now()
+        self.jumps: dict[str, int] = {}
+        """Jumps in the top-level list so far (carried over a continue-as-new)."""
+        self._may_continue = False
         self.workflow_arg = {
             "id": info.workflow_id,
             "definition": self.doc,
@@ -406,19 +436,31 @@ class Engine:
                 instance=ref,
             )
         compiled = self.compiled
-        raw = self.inp.input if self.inp.input is not None else {}
-        wf_args = {"secrets": self.secrets, "workflow": self.workflow_arg, "runtime": _RUNTIME}
-        data = raw
-        if compiled.input is not None:
-            self._schema(compiled.input.schema, raw, ref, "workflow input")
-            if compiled.input.transforms:
-                data = self.eval_field(compiled.input.expression, raw, wf_args, ref)
+        cont = self.inp.continuation
+        # Only a whole run may continue as new (not a run: workflow child, nor an inline sub-run),
+        # and only runs that started on code that knows how (their histories replay alike).
+        self._may_continue = (
+            not self.nested and self.inp.parent_task_id is None and workflow.patched(_CONTINUE_PATCH)
+        )
+        start = 0
+        if cont is not None:
+            data, self.context, start, self.jumps = cont.data, cont.context, cont.index, dict(cont.jumps)
+            self.pace.task_runs = cont.task_runs
+        else:
+            raw = self.inp.input if self.inp.input is not None else {}
+            wf_args = {"secrets": self.secrets, "workflow": self.workflow_arg, "runtime": _RUNTIME}
+            data = raw
+            if compiled.input is not None:
+                self._schema(compiled.input.schema, raw, ref, "workflow input")
+                if compiled.input.transforms:
+                    data = self.eval_field(compiled.input.expression, raw, wf_args, ref)
         limit = self.timeout(compiled.timeout, ref)
-        top = self.run_list(compiled.do, data, self.parent, {})
+        top = self.run_list(compiled.do, data, self.parent, {}, start=start, top=True)
         try:
             if limit is not None:
+                left = limit - (workflow.now() - self.started)  # earlier runs spent the rest
                 try:
-                    output = await asyncio.wait_for(top, limit.total_seconds())
+                    output = await asyncio.wait_for(top, max(left.total_seconds(), 0.001))
                 except TimeoutError:
                     raise WorkflowProblem.of(
                         "timeout", f"the workflow did not finish within {limit}", instance=ref
@@ -446,13 +488,28 @@ class Engine:
         return output
 
     async def run_list(
-        self, tasks: TaskList, data: Any, parent: TaskRun | None, scope: Mapping[str, Any]
+        self,
+        tasks: TaskList,
+        data: Any,
+        parent: TaskRun | None,
+        scope: Mapping[str, Any],
+        *,
+        start: int = 0,
+        top: bool = False,
     ) -> Any:
-        """Run a task list from the top, following flow directives (backward jumps included)."""
+        """Run a task list from the top (or ``start``), following flow directives (backward jumps too).
+
+        Between two tasks of the document's own list (``top``), a run whose history has grown
+        long stops, to continue as new from the next task.
+        """
         nodes = tasks.tasks
-        jumps: dict[str, int] = {}
-        index = 0
+        jumps: dict[str, int] = self.jumps if top else {}
+        index = start
+        resumed = True
         while index < len(nodes):
+            if top and not resumed and self._continue_due():
+                raise ContinueRun(index, data, jumps)
+            resumed = False
             task = nodes[index]
             data, directive = await self.run_task(task, data, parent, scope)
             if directive is None or directive == "continue":
@@ -556,6 +613,15 @@ class Engine:
             self.context = self.eval_field(task.export.expression, output, {**args, "output": output}, ref)
             self._schema(task.export.schema, self.context, ref, "exported context")
         return output, directive
+
+    def _continue_due(self) -> bool:
+        if not self._may_continue or self.background:
+            return False  # detached runs cannot travel to the next run: wait until they are done
+        info = workflow.info()
+        return (
+            info.get_current_history_length() >= self.inp.limits.continue_after
+            or info.is_continue_as_new_suggested()
+        )
 
     def function(self, name: str, ref: str) -> Task | None:
         """``use.functions[name]`` as a task run at ``ref`` (None when there is no such function)."""
@@ -711,6 +777,20 @@ class EventInbox:
         """Signal handler body: keep the event for listeners."""
         self.events.append(event)
         self.arrived.append(workflow.now())
+
+    def pending(self) -> list[tuple[dict[str, Any], datetime]]:
+        """Events no listen consumed, with when they came (what a continued run takes along)."""
+        return [
+            (e, at)
+            for i, (e, at) in enumerate(zip(self.events, self.arrived, strict=True))
+            if i not in self.consumed
+        ]
+
+    def restore(self, events: list[dict[str, Any]], arrived: list[str]) -> None:
+        """Events a previous run of this execution had not consumed."""
+        self.events[:0] = events
+        self.arrived[:0] = [datetime.fromisoformat(at) for at in arrived]
+        self.consumed = {i + len(events) for i in self.consumed}
 
     async def listen(
         self, to: Mapping[str, Any], data: Any, args: Mapping[str, Any], ref: str, engine: Engine

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -12,9 +14,9 @@ with workflow.unsafe.imports_passed_through():
     # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
     from ..temporal.codec import seal_also
     from ..temporal.names import CHILD_PROGRESS_SIGNAL, DSL_WORKFLOW, PROGRESS_SIGNAL
-    from ..temporal.types import DSLInput, DSLResult, FailureDetail, ProgressBatch
+    from ..temporal.types import Continuation, DSLInput, DSLResult, FailureDetail, ProgressBatch
     from .events import EVENT_SIGNAL
-    from .interpreter import Engine, EventInbox, Reporter, TaskRun
+    from .interpreter import ContinueRun, Engine, EventInbox, Reporter, TaskRun
     from .problems import WorkflowProblem, problem
     from .taint import Taint
 
@@ -55,8 +57,15 @@ class ExecuteServerlessWorkflow:
         )
         self._reporter = reporter
         started = workflow.now()
+        cont = inp.continuation
+        if cont is not None:
+            reporter.restore(cont.seq, cont.task_ids, cont.relayed)
+            taint.mark(cont.derived)
+            self._inbox.restore(cont.events, cont.arrived)
+            started = datetime.fromisoformat(cont.started_at)
         shipper = asyncio.create_task(reporter.run())
-        reporter.phase("EXECUTION_IN_PROGRESS")
+        if cont is None:
+            reporter.phase("EXECUTION_IN_PROGRESS")
         try:
             parent = None
             if child:
@@ -71,6 +80,31 @@ class ExecuteServerlessWorkflow:
                 depth=inp.depth,
             )
             output = await engine.run()
+        except ContinueRun as stop:
+            # Everything reported so far reaches the Stigmer side before this run closes.
+            reporter.close()
+            await reporter.flush()
+            pending = self._inbox.pending()
+            workflow.continue_as_new(
+                dataclasses.replace(
+                    inp,
+                    continuation=Continuation(
+                        index=stop.index,
+                        data=stop.data,
+                        context=engine.context,
+                        started_at=started.isoformat(),
+                        seq=reporter.seq,
+                        task_ids=reporter.task_ids,
+                        task_runs=engine.pace.task_runs,
+                        jumps=stop.jumps,
+                        events=[e for e, _ in pending],
+                        arrived=[at.isoformat() for _, at in pending],
+                        derived=list(taint.derived),
+                        relayed=reporter.relayed,
+                        runs=(cont.runs if cont else 1) + 1,
+                    ),
+                )
+            )
         except WorkflowProblem as err:
             details = taint.clean(err.problem)
             raise self._failed(details.get("title") or "Workflow failed", details, reporter) from None

@@ -24,7 +24,13 @@ from ..temporal.types import (
     FailureDetail,
 )
 
-__all__ = ["ContextSource", "ExecuteWorkflowActivity", "ServiceContext", "TemporalContext", "TemporalWorkflows"]
+__all__ = [
+    "ContextSource",
+    "ExecuteWorkflowActivity",
+    "ServiceContext",
+    "TemporalContext",
+    "TemporalWorkflows",
+]
 
 _HEARTBEAT_EVERY = 1.0
 """Seconds between beats when the attempt has no heartbeat timeout; with one, a third of it

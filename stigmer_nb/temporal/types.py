@@ -12,6 +12,7 @@ __all__ = [
     "DSLResult",
     "ExecuteWorkflowInput",
     "ExecutionContext",
+    "Continuation",
     "ExecutionOutcome",
     "FailureDetail",
     "FindDocumentInput",
@@ -160,6 +161,34 @@ class RunLimits:
     """Largest value (as JSON) an expression may produce, and largest workflow output."""
     event_window: float = 60.0
     """Seconds an event delivered before a ``listen`` began still counts for it."""
+    continue_after: int = 10_000
+    """History events after which a run continues as new at its next top-level task."""
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """What a DSL run that continued as new carries over, taken between two top-level tasks."""
+
+    index: int
+    """The top-level task to run next."""
+    data: Any
+    context: Any
+    started_at: str
+    """When the first run started (``$workflow.startedAt``, the workflow timeout)."""
+    seq: int
+    """The last progress sequence number used."""
+    task_ids: int
+    """Task-run ids handed out so far."""
+    task_runs: int
+    jumps: dict[str, int] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Events delivered and not consumed yet, with when they arrived (``arrived``, ISO 8601)."""
+    arrived: list[str] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)
+    """Strings derived from secrets so far (sealed in payloads like the secrets)."""
+    relayed: dict[str, int] = field(default_factory=dict)
+    runs: int = 1
+    """Runs of this execution's DSL workflow so far."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +211,8 @@ class DSLInput:
     """Where the child's tasks sit in the parent's document (``…/run/workflow``)."""
     depth: int = 0
     """``run: workflow`` nesting of this run."""
+    continuation: Continuation | None = None
+    """Set on a run that continued as new: where the previous run stopped."""
 
 
 @dataclass(frozen=True)
