@@ -110,8 +110,19 @@ def pets() -> Iterator[LoopbackServer]:
                 return Reply(status=401, body={"error": "who are you?"})
             return Reply(body={"vet": "Dr. Who", "checkedBy": "keeper"})
 
+        busy: dict[str, int] = {}
+
+        def flaky(req: Recorded) -> Reply:
+            # Busy twice per caller (the `key` query), then fine: for the attempts example.
+            key = req.query.get("key", [""])[0]
+            busy[key] = busy.get(key, 0) + 1
+            if busy[key] <= 2:
+                return Reply(status=503, body={"busy": busy[key]})
+            return Reply(body={"served": True, "attempt": busy[key]})
+
         server.route("POST", "/pets", add_pet)
         server.route("GET", "/vet", vet)
+        server.route("GET", "/flaky", flaky)
         server.openapi("/openapi.json", PETSTORE)
         yield server
 
@@ -233,11 +244,18 @@ def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureReques
         data = {**data, **_needs(need, request)}
     started = time.monotonic()
     runtime_env = _runtime_env(meta.get("runtime_env"))
+    if "schedule_runs" in meta:
+        _run_schedule(lab, path, data, meta["schedule_runs"])
+        return
     execution = lab.run(path, input=data, runtime_env=runtime_env)
     if meta.get("send_events"):
-        # Events only count once the listener is listening: wait for the listen task to start.
+        # An event counts for a listen that is waiting, or that begins within the lab's event
+        # window after it came: `send_events_early` sends once the run is running, else once the
+        # listen task has started.
+        early = meta.get("send_events_early", False)
         assert_eventually(
-            lambda: any(t.kind == "listen" for t in lab.service.snapshot(execution.id).tasks), timeout=30
+            lambda: any(early or t.kind == "listen" for t in lab.service.snapshot(execution.id).tasks),
+            timeout=30,
         )
         for event in meta["send_events"]:
             assert lab.send_event(event) >= 1
@@ -255,6 +273,9 @@ def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureReques
     if "task_runs" in meta:
         counts = execution.tasks["name"].value_counts().to_dict()
         assert {k: counts.get(k, 0) for k in meta["task_runs"]} == meta["task_runs"]
+    if "attempts" in meta:
+        attempts = execution.tasks.set_index("name")["attempt"].to_dict()
+        assert {k: attempts.get(k) for k in meta["attempts"]} == meta["attempts"]
     if "min_duration_ms" in meta:
         assert (record.completed_at - record.started_at).total_seconds() * 1000 >= meta["min_duration_ms"]
     assert time.monotonic() - started < 30
@@ -268,6 +289,23 @@ def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureReques
     for secret in kept_out:
         for table in ("workflows", "workflow_instances", "workflow_executions", "task_updates"):
             assert secret not in json.dumps(lab.sql(f"SELECT * FROM {table}").to_dict("records"), default=str)
+
+
+def _run_schedule(lab: Lab, path: Path, data: Any, runs: int) -> None:
+    """``schedule_runs: N``: start the document's schedule, see N runs complete, remove it."""
+    schedule_id = lab.schedule(path, input=data)
+    assert schedule_id in set(lab.schedules()["schedule_id"])
+
+    def completed() -> int:
+        frame = lab.sql(
+            "SELECT count(*) AS n FROM workflow_executions WHERE trigger_message = ? AND phase = 'EXECUTION_COMPLETED'",
+            params=[f"schedule {schedule_id}"],
+        )
+        return int(frame["n"].iloc[0])
+
+    assert_eventually(lambda: completed() >= runs, timeout=60)
+    lab.unschedule(schedule_id)
+    assert schedule_id not in set(lab.schedules()["schedule_id"])
 
 
 SECRET_FIXTURES = {
