@@ -370,6 +370,14 @@ class Checker:
                 self.add("/use/secrets", "use.secrets must be a list of secret names")
         if "extensions" in use and not isinstance(use["extensions"], list):
             self.add("/use/extensions", "use.extensions must be a list of `- name: {extend, ...}`")
+        elif use.get("extensions"):
+            # The engine would run the tasks without their before/after tasks: refuse instead.
+            self.add(
+                "/use/extensions",
+                "use.extensions (tasks run before or after others) is not supported by stigmer_nb; "
+                "call the extra tasks explicitly",
+                title="Not supported",
+            )
 
     def _catch_names(self) -> tuple[str, ...]:
         """Every ``catch.as`` in the document: a shared retry policy may name any of them."""

@@ -1314,6 +1314,19 @@ def test_unsupported_tasks_are_refused_before_anything_runs(body: str, instance:
     assert "not supported by stigmer_nb" in problems[0]["detail"]
 
 
+def test_extensions_are_refused_rather_than_ignored() -> None:
+    text = """
+document: {dsl: '1.0.0', namespace: t, name: t, version: '1.0.0'}
+use:
+  extensions:
+    - logging: {extend: call, before: [{log: {set: {logged: true}}}]}
+do:
+  - t: {set: {a: 1}}
+"""
+    problems = check_document(load_source(text))
+    assert [(p["instance"], p["title"]) for p in problems] == [("/use/extensions", "Not supported")]
+
+
 @pytest.mark.parametrize(
     "body",
     [
