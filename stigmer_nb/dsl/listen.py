@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
@@ -13,9 +13,9 @@ from .expressions import ExpressionError, JqLimits, evaluate_field, is_expressio
 from .problems import WorkflowProblem
 
 if TYPE_CHECKING:
-    from .interpreter import Engine, EventInbox
+    from .interpreter import Engine
 
-__all__ = ["consume", "event_matches"]
+__all__ = ["EventInbox", "consume", "event_matches"]
 
 
 def event_matches(
@@ -201,3 +201,39 @@ async def consume(
 
     await workflow.wait_condition(done)
     return consumed
+
+
+class EventInbox:
+    """Events delivered to this workflow (by signal), when they came, and which a listen consumed."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.arrived: list[datetime] = []
+        """Workflow time each event was delivered (replays give the same times)."""
+        self.consumed: set[int] = set()
+        """Events a listen took: each event counts for one listen at most."""
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Signal handler body: keep the event for listeners."""
+        self.events.append(event)
+        self.arrived.append(workflow.now())
+
+    def pending(self) -> list[tuple[dict[str, Any], datetime]]:
+        """Events no listen consumed, with when they came (what a continued run takes along)."""
+        return [
+            (e, at)
+            for i, (e, at) in enumerate(zip(self.events, self.arrived, strict=True))
+            if i not in self.consumed
+        ]
+
+    def restore(self, events: list[dict[str, Any]], arrived: list[str]) -> None:
+        """Events a previous run of this execution had not consumed."""
+        self.events[:0] = events
+        self.arrived[:0] = [datetime.fromisoformat(at) for at in arrived]
+        self.consumed = {i + len(events) for i in self.consumed}
+
+    async def listen(
+        self, to: Mapping[str, Any], data: Any, args: Mapping[str, Any], ref: str, engine: Engine
+    ) -> list[dict[str, Any]]:
+        """Consume events per ``to`` (``one``/``any``/``all``, optional ``until``)."""
+        return await consume(self, to, data, args, ref, engine)

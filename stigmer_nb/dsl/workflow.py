@@ -16,8 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from ..temporal.names import CHILD_PROGRESS_SIGNAL, DSL_WORKFLOW, PROGRESS_SIGNAL
     from ..temporal.types import Continuation, DSLInput, DSLResult, FailureDetail, ProgressBatch
     from .events import EVENT_SIGNAL
-    from .interpreter import ContinueRun, Engine, EventInbox, Reporter, TaskRun
+    from .interpreter import ContinueRun, Engine
+    from .listen import EventInbox
     from .problems import WorkflowProblem, problem
+    from .reporter import Reporter, TaskRun
     from .taint import Taint
 
 __all__ = ["ExecuteServerlessWorkflow"]
