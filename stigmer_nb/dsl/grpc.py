@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from ..errors import did_you_mean
 from .activities import effect_error, effect_timeout
 from .effects import EffectInput
-from .http import auth_headers, expand_template, fetch, redact_url
+from .http import auth_headers, endpoint_parts, fetch, redact_url
 
 __all__ = [
     # the effect
@@ -343,18 +343,9 @@ async def _load_proto(
 ) -> tuple[str, str, str | None, str]:
     """``(text, file name, include dir or None, source for messages)`` of ``with.proto``."""
     endpoint = proto.get("endpoint", proto.get("uri")) if isinstance(proto, Mapping) else proto
-    authentication = None
-    if isinstance(endpoint, Mapping):
-        authentication = endpoint.get("authentication")
-        endpoint = endpoint.get("uri")
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise effect_error(
-            "configuration",
-            "call: grpc needs proto: {endpoint: <path, file:// URI or http(s) URL>}, "
-            f"got {_kind(endpoint)} for the endpoint",
-            title="Missing proto",
-        )
-    location = expand_template(endpoint.strip(), variables)
+    location, authentication = endpoint_parts(
+        endpoint, variables, what="call: grpc proto (a path, file:// URI or http(s) URL)"
+    )
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
     include: str | None = None

@@ -29,6 +29,7 @@ __all__ = [
     "OUTPUTS",
     "auth_headers",
     "authorization",
+    "endpoint_parts",
     "expand_template",
     "fetch",
     "flag",
@@ -183,6 +184,12 @@ def resolve_endpoint(
     endpoint: Any, variables: Any, *, what: str, schemes: tuple[str, ...] = ("http", "https")
 ) -> tuple[str, Any]:
     """``(absolute URL, authentication or None)`` from a string/template or an ``{uri, authentication}`` object."""
+    location, authentication = endpoint_parts(endpoint, variables, what=what)
+    return _absolute_url(location, schemes), authentication
+
+
+def endpoint_parts(endpoint: Any, variables: Any, *, what: str) -> tuple[str, Any]:
+    """``(location with its template filled, authentication or None)``, the location not checked yet."""
     authentication = None
     if isinstance(endpoint, Mapping):
         authentication = endpoint.get("authentication")
@@ -193,7 +200,7 @@ def resolve_endpoint(
             f"{what} needs an endpoint: a URL string or {{uri, authentication}}, got {_kind(endpoint)}",
             title="Missing endpoint",
         )
-    return _absolute_url(expand_template(endpoint.strip(), variables), schemes), authentication
+    return expand_template(endpoint.strip(), variables), authentication
 
 
 def expand_template(template: str, variables: Any) -> str:

@@ -209,7 +209,7 @@ def test_proto_that_does_not_compile_reports_protocs_message(tmp_path: Path) -> 
             {"proto": {"endpoint": "ftp://example.com/greeter.proto"}},
             "not a local path, file:// URI or http(s)",
         ),
-        ({"proto": {}}, "needs proto: {endpoint:"),
+        ({"proto": {}}, "call: grpc proto (a path, file:// URI or http(s) URL) needs an endpoint"),
         ({"arguments": ["Ada"]}, "arguments must be an object"),
     ],
 )
