@@ -322,7 +322,13 @@ async def _run_worker(side: str, settings: Any) -> None:
 
         async def events(event: dict[str, Any], emitter: str | None = None) -> int:
             also = [emitter] if emitter else []
-            return await broadcast(client, event, task_queue=settings.zigflow_queue, also=also)
+            return await broadcast(
+                client,
+                event,
+                task_queue=settings.zigflow_queue,
+                schedule_queue=settings.stigmer_queue,
+                also=also,
+            )
 
         from .runner.execute import TemporalWorkflows
 

@@ -562,7 +562,13 @@ class Lab:
 
     async def _deliver_event(self, event: dict[str, Any], emitter: str | None = None) -> int:
         known = {*self.active_runs, *([emitter] if emitter else [])}
-        return await broadcast(self.client, event, task_queue=self.settings.zigflow_queue, also=known)
+        return await broadcast(
+            self.client,
+            event,
+            task_queue=self.settings.zigflow_queue,
+            schedule_queue=self.settings.stigmer_queue,
+            also=known,
+        )
 
     async def _find_workflow(
         self, execution_id: str | None, namespace: str | None, name: str, version: str | None

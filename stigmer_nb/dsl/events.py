@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from ..temporal.names import DSL_WORKFLOW
+from ..temporal.names import DSL_WORKFLOW, SCHEDULE_PREFIX, SCHEDULED_WORKFLOW
 
 __all__ = ["EVENT_SIGNAL", "broadcast"]
 
@@ -21,18 +21,31 @@ log = logging.getLogger(__name__)
 
 
 async def broadcast(
-    client: Client, event: dict[str, Any], *, task_queue: str | None = None, also: Iterable[str] = ()
+    client: Client,
+    event: dict[str, Any],
+    *,
+    task_queue: str | None = None,
+    schedule_queue: str | None = None,
+    also: Iterable[str] = (),
 ) -> int:
-    """Signal ``event`` to every running DSL workflow; each one's ``listen`` tasks filter it.
+    """Signal ``event`` to every running DSL workflow, and to schedules waiting for events.
 
-    Listeners only consider events delivered after they began listening, so delivering to a
-    workflow that is not listening is harmless. ``also`` names workflows known to be running
-    (visibility lags behind starts a little under load). Returns how many received it.
+    Each DSL run's ``listen`` tasks filter it (an event counts for a listen that begins within
+    the run's event window); a ``schedule.on`` starts a run when its events have come. ``also``
+    names workflows known to be running (visibility lags behind starts a little under load).
+    Returns how many received it.
     """
     query = f"WorkflowType = '{DSL_WORKFLOW}' AND ExecutionStatus = 'Running'"
     if task_queue:
         query += f" AND TaskQueue = '{task_queue}'"
     ids = {wf.id async for wf in client.list_workflows(query)} | set(also)
+    if schedule_queue:
+        # Only the repeating workflows of `schedule.on` (their id is the schedule's) listen.
+        waiting = (
+            f"WorkflowType = '{SCHEDULED_WORKFLOW}' AND ExecutionStatus = 'Running' "
+            f"AND TaskQueue = '{schedule_queue}'"
+        )
+        ids |= {wf.id async for wf in client.list_workflows(waiting) if wf.id.startswith(SCHEDULE_PREFIX)}
 
     async def deliver(workflow_id: str) -> bool:
         try:

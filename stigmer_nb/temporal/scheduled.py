@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from ..dsl.events import EVENT_SIGNAL
+    from ..dsl.listen import event_matches
     from .names import (
         INVOKE_WORKFLOW,
         MEMO_ACTIVITY_QUEUE,
@@ -36,12 +39,25 @@ _CREATE_TIMEOUT = timedelta(seconds=30)
 class ScheduledExecutionWorkflow:
     """Creates an execution and starts its invoke workflow (then, for ``after``, waits and repeats)."""
 
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any]] = []
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def deliver_event(self, event: dict[str, Any]) -> None:
+        """A CloudEvent (``schedule.on`` waits for them; other schedules ignore them)."""
+        self._events.append(event)
+
     @workflow.run
     async def run(self, inp: ScheduledInput) -> str:
         """The id of the execution it started."""
+        self._events[:0] = inp.events
+        run_input = inp.input
+        if inp.repeat == "on":
+            assert inp.on is not None
+            run_input = await self._triggering_events(inp.on)
         execution_id: str = await workflow.execute_local_activity(
             START_SCHEDULED_ACTIVITY,
-            inp,
+            dataclasses.replace(inp, input=run_input, events=[]),
             start_to_close_timeout=_CREATE_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
@@ -64,5 +80,37 @@ class ScheduledExecutionWorkflow:
                 await child
             except ChildWorkflowError:
                 pass  # a failed run is in the history; the schedule goes on
-        await workflow.sleep(timedelta(seconds=inp.interval_seconds))
-        workflow.continue_as_new(dataclasses.replace(inp, runs=inp.runs + 1))
+        if inp.repeat != "on":
+            await workflow.sleep(timedelta(seconds=inp.interval_seconds))
+        workflow.continue_as_new(dataclasses.replace(inp, runs=inp.runs + 1, events=list(self._events)))
+
+    async def _triggering_events(self, on: dict[str, Any]) -> list[dict[str, Any]]:
+        """Wait until the delivered events satisfy ``on`` (one, any or all); take and return them."""
+        filters: list[dict[str, Any]] = (
+            [on["one"] or {}] if "one" in on else list(on.get("all") or on.get("any") or [])
+        )
+        need_all = "all" in on
+        taken: list[int] = []
+
+        def satisfied() -> bool:
+            taken.clear()
+            slots = list(range(len(filters)))
+            for i, event in enumerate(self._events):
+                if not filters:  # `any: []`: any event
+                    taken.append(i)
+                    return True
+                slot = next((s for s in slots if event_matches(event, filters[s], {})), None)
+                if slot is None:
+                    continue
+                taken.append(i)
+                if not need_all:
+                    return True
+                slots.remove(slot)
+                if not slots:
+                    return True
+            return False
+
+        await workflow.wait_condition(satisfied)
+        chosen = [self._events[i] for i in taken]
+        self._events = [e for i, e in enumerate(self._events) if i not in taken]
+        return chosen

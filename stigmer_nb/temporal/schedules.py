@@ -58,10 +58,7 @@ async def start_schedule(
     if kind is None:
         raise InvalidInputError("the document has no schedule: add `schedule: {every | cron | after}`")
     if kind == "on":
-        raise InvalidInputError(
-            "schedule.on (start a run per event) is not supported yet; listen for the event in a "
-            "running workflow instead, or use every/cron/after"
-        )
+        _check_on(schedule["on"])
     schedule_id = schedule_id_for(slug)
     await remove_schedule(client, schedule_id, missing_ok=True)
     base = ScheduledInput(
@@ -92,6 +89,15 @@ async def start_schedule(
             memo=memo,
         )
         return schedule_id
+    if kind == "on":
+        await client.start_workflow(
+            SCHEDULED_WORKFLOW,
+            ScheduledInput(**{**base.__dict__, "repeat": "on", "on": dict(schedule["on"])}),
+            id=schedule_id,
+            task_queue=settings.stigmer_queue,
+            memo=memo,
+        )
+        return schedule_id
     interval = _interval(schedule[kind])
     starter = client
     if settings.time_skipping:
@@ -109,8 +115,25 @@ async def start_schedule(
 
 
 def _spec_text(kind: str, value: Any) -> str:
-    """``3600s`` for an interval, the expression for cron."""
+    """``3600s`` for an interval, the expression for cron, the event types for ``on``."""
+    if kind == "on":
+        filters = [value.get("one")] if "one" in value else list(value.get("all") or value.get("any") or [])
+        types = [str((f or {}).get("with", {}).get("type", "any event")) for f in filters] or ["any event"]
+        strategy = next(k for k in ("one", "any", "all") if k in value)
+        return f"{strategy}: {', '.join(types)}"
     return str(value) if kind == "cron" else f"{_interval(value).total_seconds():g}s"
+
+
+def _check_on(on: Mapping[str, Any]) -> None:
+    """What ``schedule.on`` supports: one, any or all of attribute filters (no until, no correlate)."""
+    if "until" in on:
+        raise InvalidInputError("schedule.on does not support `until`; use one, any or all")
+    filters = [on.get("one")] if "one" in on else list(on.get("all") or on.get("any") or [])
+    if any(isinstance(f, Mapping) and "correlate" in f for f in filters):
+        raise InvalidInputError(
+            "schedule.on does not support `correlate` (there is no run yet to correlate with); "
+            "filter on attributes in `with`"
+        )
 
 
 def _interval(value: Any) -> timedelta:

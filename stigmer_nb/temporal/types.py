@@ -285,8 +285,13 @@ class ScheduledInput:
     timeout_seconds: float = 1800.0
     repeat: str = ""
     """"" starts one execution (a Temporal Schedule's tick); ``every`` starts one each interval;
-    ``after`` starts the next one an interval after the previous one ended."""
+    ``after`` starts the next one an interval after the previous one ended; ``on`` starts one
+    each time the events ``on`` asks for have come."""
     interval_seconds: float = 0.0
+    on: dict[str, Any] | None = None
+    """``schedule.on`` (``repeat`` is ``on``): the events that start a run (its input is their list)."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """Events delivered and not used yet (kept across continue-as-new)."""
     runs: int = 0
     """Executions started so far (kept across continue-as-new)."""
 

@@ -245,7 +245,7 @@ def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureReques
     started = time.monotonic()
     runtime_env = _runtime_env(meta.get("runtime_env"))
     if "schedule_runs" in meta:
-        _run_schedule(lab, path, data, meta["schedule_runs"])
+        _run_schedule(lab, path, data, meta["schedule_runs"], meta.get("send_events", []))
         return
     execution = lab.run(path, input=data, runtime_env=runtime_env)
     if meta.get("send_events"):
@@ -291,10 +291,13 @@ def test_example(path: Path, labs: dict[str, Lab], request: pytest.FixtureReques
             assert secret not in json.dumps(lab.sql(f"SELECT * FROM {table}").to_dict("records"), default=str)
 
 
-def _run_schedule(lab: Lab, path: Path, data: Any, runs: int) -> None:
-    """``schedule_runs: N``: start the document's schedule, see N runs complete, remove it."""
+def _run_schedule(lab: Lab, path: Path, data: Any, runs: int, events: list[dict[str, Any]]) -> None:
+    """``schedule_runs: N``: start the document's schedule (and send its events), see N runs
+    complete, remove it."""
     schedule_id = lab.schedule(path, input=data)
     assert schedule_id in set(lab.schedules()["schedule_id"])
+    for event in events:
+        assert lab.send_event(event) >= 1
 
     def completed() -> int:
         frame = lab.sql(

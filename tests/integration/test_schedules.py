@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -86,8 +87,53 @@ def test_after_waits_for_each_run_and_skips_ahead_under_time_skipping(
 def test_documents_without_a_usable_schedule_are_refused(lab: Lab) -> None:
     with pytest.raises(InvalidInputError, match="no `schedule`"):
         lab.schedule(_doc("plain", "null").replace("schedule: null\n", ""))
-    with pytest.raises(InvalidInputError, match=r"schedule\.on"):
-        lab.schedule(_doc("on-event", "{on: {one: {with: {type: x}}}}"))
+    with pytest.raises(InvalidInputError, match="does not support `until`"):
+        lab.schedule(_doc("on-until", "{on: {any: [], until: '${ true }'}}"))
+    with pytest.raises(InvalidInputError, match="does not support `correlate`"):
+        lab.schedule(_doc("on-correlate", "{on: {one: {with: {type: x}, correlate: {k: {from: .id}}}}}"))
     with pytest.raises(InvalidInputError, match="at least 1 second"):
         lab.schedule(_doc("too-fast", "{every: {milliseconds: 100}}"))
     assert lab.schedules().empty
+
+
+ON_EVENTS = """
+document: {dsl: '1.0.0', namespace: tests, name: on-paid-and-shipped, version: '1.0.0'}
+schedule:
+  on:
+    all:
+      - with: {type: order.paid}
+      - with: {type: order.shipped}
+do:
+  - summarise:
+      set: {types: '${ [$workflow.input[].type] }', order: '${ $workflow.input[0].data.order }'}
+"""
+
+
+def test_on_starts_a_run_each_time_its_events_have_come_with_them_as_input(lab: Lab) -> None:
+    schedule_id = lab.schedule(ON_EVENTS)
+    row = lab.schedules().set_index("schedule_id").loc[schedule_id]
+    assert (row["kind"], row["spec"], row["mechanism"]) == (
+        "on",
+        "all: order.paid, order.shipped",
+        "workflow",
+    )
+    for event in (
+        {"type": "order.paid", "data": {"order": 1}},
+        {"type": "order.noise", "data": {}},
+        {"type": "order.shipped", "data": {"order": 1}},
+        {"type": "order.shipped", "data": {"order": 2}},
+    ):
+        assert lab.send_event(event) >= 1
+    assert_eventually(lambda: _runs(lab, schedule_id) == ["EXECUTION_COMPLETED"], timeout=30)
+    lab.send_event({"type": "order.paid", "data": {"order": 2}})  # with the shipped one left over
+    assert_eventually(lambda: _runs(lab, schedule_id) == ["EXECUTION_COMPLETED"] * 2, timeout=30)
+    outputs = lab.sql(
+        "SELECT output FROM workflow_executions WHERE trigger_message = ? ORDER BY created_at",
+        params=[f"schedule {schedule_id}"],
+    )["output"]
+    decoded = [o if isinstance(o, dict) else json.loads(o) for o in outputs]
+    assert decoded == [
+        {"types": ["order.paid", "order.shipped"], "order": 1},
+        {"types": ["order.shipped", "order.paid"], "order": 2},
+    ]
+    lab.unschedule(schedule_id)
