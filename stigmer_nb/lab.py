@@ -211,6 +211,8 @@ class Lab:
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._effects: EffectActivities | None = None
+        self._schedule_ids: set[str] = set()
+        """Schedules started from this lab (listed at once, before the server's listing has them)."""
         self._warming: asyncio.Future[None] | None = None
         self.server: EmbeddedServer | None = None
         self._client: Client | None = None
@@ -479,15 +481,19 @@ class Lab:
         self, document: dict[str, Any], spec: dict[str, Any] | None, schedule: Mapping[str, Any], input: Any
     ) -> str:
         wf = await self.service.apply_workflow(document, spec=spec)
-        return await start_schedule(
+        schedule_id = await start_schedule(
             self.client, self.settings, slug=wf.slug, workflow=wf.name, schedule=schedule, input=input
         )
+        self._schedule_ids.add(schedule_id)
+        return schedule_id
 
     def schedules(self) -> pd.DataFrame:
         """The lab's schedules that are on: id, workflow, kind, spec, mechanism, next run, runs so far."""
         import pandas as pd
 
-        found = self._check().call(list_schedules(self.client))
+        found = self._check().call(
+            list_schedules(self.client, self.settings.stigmer_queue, self._schedule_ids)
+        )
         frame = pd.DataFrame(
             [dataclasses.asdict(s) for s in found],
             columns=[f.name for f in dataclasses.fields(ScheduleInfo)],
@@ -506,6 +512,7 @@ class Lab:
     def unschedule(self, schedule_id: str) -> None:
         """Remove a schedule: no run starts after this; runs already started go on."""
         self._check().call(remove_schedule(self.client, schedule_id))
+        self._schedule_ids.discard(schedule_id)
 
     def trigger_schedule(self, schedule_id: str) -> None:
         """Start one run of an ``every``/``cron`` schedule now, without waiting for its time."""

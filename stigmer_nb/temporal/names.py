@@ -51,8 +51,9 @@ SCHEDULED_WORKFLOW = "stigmer/workflow-execution/scheduled"
 START_SCHEDULED_ACTIVITY = "CreateScheduledWorkflowExecution"
 """Stigmer-side local activity that records a scheduled execution (PENDING) in the history."""
 
-SCHEDULE_PREFIX = "stigmer-schedule-"
-"""Ids of the lab's schedules (Temporal Schedules, and the workflows of ``schedule.after``)."""
+SCHEDULE_PREFIX = "stigmer-schedule/"
+"""Ids of the labs' schedules: ``stigmer-schedule/<stigmer queue>/<workflow slug>`` (Temporal
+Schedules, and the repeating workflows of ``after``, ``on`` and time-skipped ``every``)."""
 
 FIND_DOCUMENT_UPDATE = "FindWorkflowDocument"
 """Update on the invoke workflow answering a runner's ``run: workflow`` lookup."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    WorkflowExecutionStatus,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -24,7 +25,14 @@ from ..settings import Settings
 from .names import SCHEDULE_PREFIX, SCHEDULED_WORKFLOW
 from .types import ScheduledInput
 
-__all__ = ["ScheduleInfo", "list_schedules", "remove_schedule", "start_schedule", "trigger_schedule"]
+__all__ = [
+    "ScheduleInfo",
+    "list_schedules",
+    "remove_schedule",
+    "schedule_id_for",
+    "start_schedule",
+    "trigger_schedule",
+]
 
 _MEMO_KIND = "stigmerSchedule"
 """Memo key on the repeating workflows (and Schedules) the lab starts: ``every``, ``cron`` or ``after``."""
@@ -45,9 +53,9 @@ class ScheduleInfo:
     next_run_at: datetime | None = None
 
 
-def schedule_id_for(slug: str) -> str:
-    """One schedule per workflow: scheduling it again replaces the schedule."""
-    return SCHEDULE_PREFIX + slug
+def schedule_id_for(stigmer_queue: str, slug: str) -> str:
+    """One schedule per workflow and lab (its Stigmer queue): scheduling it again replaces it."""
+    return f"{SCHEDULE_PREFIX}{stigmer_queue}/{slug}"
 
 
 async def start_schedule(
@@ -59,7 +67,7 @@ async def start_schedule(
         raise InvalidInputError("the document has no schedule: add `schedule: {every | cron | after}`")
     if kind == "on":
         _check_on(schedule["on"])
-    schedule_id = schedule_id_for(slug)
+    schedule_id = schedule_id_for(settings.stigmer_queue, slug)
     await remove_schedule(client, schedule_id, missing_ok=True)
     base = ScheduledInput(
         schedule_id=schedule_id,
@@ -143,42 +151,62 @@ def _interval(value: Any) -> timedelta:
     return interval
 
 
-async def list_schedules(client: Client) -> list[ScheduleInfo]:
-    """Every schedule the lab started that is still on, Temporal Schedules and repeating workflows."""
-    found: list[ScheduleInfo] = []
+async def list_schedules(client: Client, stigmer_queue: str, known: Iterable[str] = ()) -> list[ScheduleInfo]:
+    """The schedules of the lab on ``stigmer_queue`` that are on: Temporal Schedules and repeating workflows.
+
+    Visibility (the server's listing) lags behind creates and deletes, so each schedule it lists,
+    and each one ``known`` to this process, is described directly, which is up to date.
+    """
+    prefix = schedule_id_for(stigmer_queue, "")
+    candidates = {i for i in known if i.startswith(prefix)}
     async for entry in await client.list_schedules():
-        if not entry.id.startswith(SCHEDULE_PREFIX):
-            continue
-        described = await client.get_schedule_handle(entry.id).describe()
-        memo = await described.memo()
-        kind, text = str(memo.get(_MEMO_KIND, "")), str(memo.get("spec", ""))
-        upcoming = described.info.next_action_times
-        found.append(
-            ScheduleInfo(
-                entry.id,
-                str(memo.get("workflow", "")),
-                kind,
-                text,
-                "temporal schedule",
-                upcoming[0] if upcoming else None,
-            )
-        )
-    query = f"WorkflowType = '{SCHEDULED_WORKFLOW}' AND ExecutionStatus = 'Running'"
+        if entry.id.startswith(prefix):
+            candidates.add(entry.id)
+    query = (
+        f"WorkflowType = '{SCHEDULED_WORKFLOW}' AND ExecutionStatus = 'Running' "
+        f"AND TaskQueue = '{stigmer_queue}'"
+    )
     async for wf in client.list_workflows(query):
-        if wf.id.startswith(SCHEDULE_PREFIX) and not any(s.schedule_id == wf.id for s in found):
-            memo = await wf.memo()
-            if _MEMO_KIND not in memo:
-                continue  # a Temporal Schedule's tick, not a repeating workflow
-            found.append(
-                ScheduleInfo(
-                    wf.id,
-                    str(memo.get("workflow", "")),
-                    str(memo[_MEMO_KIND]),
-                    str(memo.get("spec", "")),
-                    "workflow",
-                )
-            )
+        if wf.id.startswith(prefix):
+            candidates.add(wf.id)
+    found = [info for info in [await _describe(client, i) for i in candidates] if info is not None]
     return sorted(found, key=lambda s: s.schedule_id)
+
+
+async def _describe(client: Client, schedule_id: str) -> ScheduleInfo | None:
+    """One schedule as it is now; None when it is gone."""
+    try:
+        described = await client.get_schedule_handle(schedule_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        memo = await described.memo()
+        upcoming = described.info.next_action_times
+        return ScheduleInfo(
+            schedule_id,
+            str(memo.get("workflow", "")),
+            str(memo.get(_MEMO_KIND, "")),
+            str(memo.get("spec", "")),
+            "temporal schedule",
+            upcoming[0] if upcoming else None,
+        )
+    try:
+        workflow = await client.get_workflow_handle(schedule_id).describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return None
+    memo = await workflow.memo()
+    if workflow.status != WorkflowExecutionStatus.RUNNING or _MEMO_KIND not in memo:
+        return None
+    return ScheduleInfo(
+        schedule_id,
+        str(memo.get("workflow", "")),
+        str(memo[_MEMO_KIND]),
+        str(memo.get("spec", "")),
+        "workflow",
+    )
 
 
 async def remove_schedule(client: Client, schedule_id: str, *, missing_ok: bool = False) -> None:
