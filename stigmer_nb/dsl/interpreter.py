@@ -249,11 +249,8 @@ class Engine:
             )
         compiled = self.compiled
         cont = self.inp.continuation
-        # Only a whole run may continue as new (not a run: workflow child, nor an inline sub-run),
-        # and only runs that started on code that knows how (their histories replay alike).
-        self._may_continue = (
-            not self.nested and self.inp.parent_task_id is None and workflow.patched(_CONTINUE_PATCH)
-        )
+        # Only a whole run may continue as new (not a run: workflow child, nor an inline sub-run).
+        self._may_continue = not self.nested and self.inp.parent_task_id is None
         start = 0
         if cont is not None:
             data, self.context, start, self.jumps = cont.data, cont.context, cont.index, dict(cont.jumps)
@@ -430,10 +427,13 @@ class Engine:
         if not self._may_continue or self.background:
             return False  # detached runs cannot travel to the next run: wait until they are done
         info = workflow.info()
-        return (
+        due = (
             info.get_current_history_length() >= self.inp.limits.continue_after
             or info.is_continue_as_new_suggested()
         )
+        # Asked only once it is due, so short runs carry no marker; a run recorded before this
+        # code existed replays without one and goes on as it did.
+        return due and workflow.patched(_CONTINUE_PATCH)
 
     def function(self, name: str, ref: str) -> Task | None:
         """``use.functions[name]`` as a task run at ``ref`` (None when there is no such function)."""
