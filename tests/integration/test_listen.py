@@ -17,9 +17,9 @@ LATE_LISTENER = """
 document: {dsl: '1.0.0', namespace: tests, name: late-listener, version: '1.0.0'}
 do:
   - busy:
-      wait: {seconds: 2}
+      wait: {seconds: 1}
   - hear:
-      timeout: {after: {seconds: 3}}
+      timeout: {after: {milliseconds: 1500}}
       listen:
         to: {one: {with: {type: order.placed}}}
 """

@@ -43,9 +43,9 @@ def test_every_runs_on_its_interval_is_listed_and_stops_when_removed(lab: Lab) -
     assert lab.schedules().set_index("schedule_id").loc[schedule_id, "runs"] >= 2
     lab.unschedule(schedule_id)
     assert schedule_id not in set(lab.schedules()["schedule_id"])
-    time.sleep(1.5)  # whatever had started finishes; nothing starts after the removal
+    time.sleep(1.2)  # whatever had started finishes; nothing starts after the removal
     settled = len(_runs(lab, schedule_id))
-    time.sleep(2.5)
+    time.sleep(1.5)
     assert len(_runs(lab, schedule_id)) == settled
     outputs = lab.sql(
         "SELECT output FROM workflow_executions WHERE trigger_message = ? AND phase = 'EXECUTION_COMPLETED'",
