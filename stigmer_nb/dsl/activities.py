@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,22 @@ def effect_timeout(value: Any, default: float = EFFECT_TIMEOUT) -> float:
             "configuration", f"timeout must be more than zero seconds, got {value!r}", title="Bad timeout"
         )
     return seconds
+
+
+@contextlib.contextmanager
+def _extra(extra: str, module: str) -> Iterator[None]:
+    """Turn a missing client library into one problem naming the extra that brings it."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
+            raise
+        raise effect_error(
+            "configuration",
+            f"call: {extra} needs the {exc.name!r} package on this worker: "
+            f"pip install 'stigmer-nb[{extra}]' (or stigmer-nb[calls] for every call kind)",
+            title="Not installed",
+        ) from None
 
 
 @dataclass
@@ -255,22 +272,27 @@ class EffectActivities:
     @activity.defn(name=effects.CALL_GRPC)
     async def call_grpc(self, inp: effects.EffectInput) -> Any:
         """``call: grpc`` (a unary method of a service described by a ``.proto``)."""
-        from .grpc import call_grpc
-
+        with _extra("grpc", "grpc"):
+            from .grpc import call_grpc
         return await call_grpc(inp, self.http)
 
     @activity.defn(name=effects.CALL_MCP)
     async def call_mcp(self, inp: effects.EffectInput) -> Any:
         """``call: mcp`` (a Model Context Protocol server over stdio or streamable HTTP)."""
-        from .mcp import call_mcp
+        with _extra("mcp", "mcp"), _extra("mcp", "httpx2"):
+            import httpx2  # noqa: F401  (imported by the module only when a call is made)
+            import mcp  # noqa: F401
 
+            from .mcp import call_mcp
         return await call_mcp(inp)
 
     @activity.defn(name=effects.CALL_A2A)
     async def call_a2a(self, inp: effects.EffectInput) -> Any:
         """``call: a2a`` (an Agent2Agent JSON-RPC method)."""
-        from .a2a import call_a2a
+        with _extra("a2a", "a2a"):
+            import a2a  # noqa: F401
 
+            from .a2a import call_a2a
         return await call_a2a(inp)
 
     @activity.defn(name=effects.RUN_SHELL)

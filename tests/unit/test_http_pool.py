@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
 
 from stigmer_nb.dsl.activities import EffectActivities, Registry
 from stigmer_nb.dsl.effects import EffectInput
+from tests.failures import problem_of
 from tests.httpserver import LoopbackServer, Reply
 
 
@@ -81,3 +85,25 @@ def test_a_cookie_set_for_one_workflow_is_never_sent_with_another_request() -> N
 
         asyncio.run(go())
         assert "cookie" not in server.requests[-1].headers
+
+
+@pytest.mark.parametrize(
+    ("call", "modules", "extra"),
+    [
+        ("call_grpc", ("grpc", "stigmer_nb.dsl.grpc"), "grpc"),
+        ("call_mcp", ("mcp", "stigmer_nb.dsl.mcp"), "mcp"),
+        ("call_a2a", ("a2a", "stigmer_nb.dsl.a2a"), "a2a"),
+    ],
+)
+def test_a_call_whose_client_library_is_missing_names_the_extra_to_install(
+    call: str, modules: tuple[str, ...], extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library, module = modules
+    monkeypatch.setitem(sys.modules, library, None)  # as on a worker installed without the extra
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    effects = _effects()
+    with pytest.raises(ApplicationError) as info:
+        asyncio.run(getattr(effects, call)(EffectInput(reference="/do/0/c", name="c", args={})))
+    problem = problem_of(info.value)
+    assert problem["title"] == "Not installed"
+    assert f"pip install 'stigmer-nb[{extra}]'" in problem["detail"]
