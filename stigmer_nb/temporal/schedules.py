@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +68,10 @@ async def start_schedule(
         raise InvalidInputError("the document has no schedule: add `schedule: {every | cron | after}`")
     if kind == "on":
         _check_on(schedule["on"])
+    try:  # every run gets it: refuse what no run could take before anything is started
+        json.dumps(input, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"the schedule's input is not JSON: {exc}") from None
     schedule_id = schedule_id_for(settings.stigmer_queue, slug)
     await remove_schedule(client, schedule_id, missing_ok=True)
     base = ScheduledInput(
@@ -84,18 +89,24 @@ async def start_schedule(
             if kind == "cron"
             else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=_interval(schedule["every"]))])
         )
-        await client.create_schedule(
-            schedule_id,
-            Schedule(
-                action=ScheduleActionStartWorkflow(
-                    SCHEDULED_WORKFLOW, base, id=f"{schedule_id}-run", task_queue=settings.stigmer_queue
+        try:
+            await client.create_schedule(
+                schedule_id,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        SCHEDULED_WORKFLOW, base, id=f"{schedule_id}-run", task_queue=settings.stigmer_queue
+                    ),
+                    spec=spec,
+                    # `every` runs regardless of the previous run (the spec), cron alike.
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
                 ),
-                spec=spec,
-                # `every` runs regardless of the previous run (the spec), cron alike.
-                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
-            ),
-            memo=memo,
-        )
+                memo=memo,
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.INVALID_ARGUMENT:
+                raise
+            # The server parses cron: a bad expression is the document's fault, said in one line.
+            raise InvalidInputError(f"schedule.{kind} {memo['spec']!r} is refused: {exc.message}") from None
         return schedule_id
     if kind == "on":
         await client.start_workflow(

@@ -91,6 +91,10 @@ def test_documents_without_a_usable_schedule_are_refused(lab: Lab) -> None:
         lab.schedule(_doc("on-until", "{on: {any: [], until: '${ true }'}}"))
     with pytest.raises(InvalidInputError, match="does not support `correlate`"):
         lab.schedule(_doc("on-correlate", "{on: {one: {with: {type: x}, correlate: {k: {from: .id}}}}}"))
+    with pytest.raises(InvalidInputError, match="refused"):
+        lab.schedule(_doc("bad-cron", "{cron: 'every blue moon'}"))
+    with pytest.raises(InvalidInputError, match="not JSON"):
+        lab.schedule(_doc("bad-input", "{every: {hours: 1}}"), input={"when": object()})
     with pytest.raises(InvalidInputError, match="at least 1 second"):
         lab.schedule(_doc("too-fast", "{every: {milliseconds: 100}}"))
     assert lab.schedules().empty
