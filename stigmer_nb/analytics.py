@@ -39,13 +39,21 @@ __all__ = [
     "PHASES",
     "TERMINAL_PHASES",
     "RUNNING_PHASES",
+    "STOPPED_PHASES",
     "PERCENTILES",
 ]
 
 PHASES: tuple[str, ...] = tuple(p.name for p in ExecutionPhase if p.value)
 """Execution phases in lifecycle order (``EXECUTION_PENDING`` … ``EXECUTION_CANCELLED``)."""
-TERMINAL_PHASES: tuple[str, ...] = ("EXECUTION_COMPLETED", "EXECUTION_FAILED", "EXECUTION_CANCELLED")
-RUNNING_PHASES: tuple[str, ...] = ("EXECUTION_PENDING", "EXECUTION_IN_PROGRESS")
+TERMINAL_PHASES: tuple[str, ...] = (
+    "EXECUTION_COMPLETED",
+    "EXECUTION_FAILED",
+    "EXECUTION_CANCELLED",
+    "EXECUTION_TERMINATED",
+)
+RUNNING_PHASES: tuple[str, ...] = ("EXECUTION_PENDING", "EXECUTION_IN_PROGRESS", "EXECUTION_PAUSED")
+STOPPED_PHASES: tuple[str, ...] = ("EXECUTION_CANCELLED", "EXECUTION_TERMINATED")
+"""Stopped by a person: counted as ``cancelled`` in the rates."""
 _TERMINAL_TASK = ("WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SKIPPED")
 PERCENTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
 """Percentiles every duration summary reports (as ``p50_ms``, ``p90_ms``, ``p99_ms``)."""
@@ -234,7 +242,7 @@ def failure_rates(executions: pd.DataFrame, by: str | Sequence[str] = "workflow_
         finished=phase.isin(TERMINAL_PHASES).astype(int),
         completed=(phase == "EXECUTION_COMPLETED").astype(int),
         failed=(phase == "EXECUTION_FAILED").astype(int),
-        cancelled=(phase == "EXECUTION_CANCELLED").astype(int),
+        cancelled=phase.isin(STOPPED_PHASES).astype(int),
     )
     out = frame.groupby(keys, dropna=False, sort=True).sum()
     out["failure_rate"] = _rate(out["failed"], out["finished"])
@@ -279,7 +287,7 @@ def workflow_summary(executions: pd.DataFrame, tasks: pd.DataFrame | None = None
         running=phase.isin(RUNNING_PHASES).astype(int),
         completed=(phase == "EXECUTION_COMPLETED").astype(int),
         failed=(phase == "EXECUTION_FAILED").astype(int),
-        cancelled=(phase == "EXECUTION_CANCELLED").astype(int),
+        cancelled=phase.isin(STOPPED_PHASES).astype(int),
     )
     grouped = frame.groupby("workflow_name", dropna=False, sort=True)
     out = grouped[["executions", "running", "completed", "failed", "cancelled"]].sum()

@@ -35,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "DSLValidationError",
     "ExecutionStartError",
+    "ExecutionStateError",
     "ExecutionTimeoutError",
     "HistoryError",
     "HistoryLockedError",
@@ -259,6 +260,11 @@ class ExecutionStartError(StigmerError):
             "EXECUTION_FAILED (lab.history() shows it)"
         )
         self.execution_id = execution_id
+
+
+class ExecutionStateError(InvalidInputError):
+    """The execution is not in a state that allows this (pause an ended run, approve a run that
+    waits for no approval, recover one that did not fail …)."""
 
 
 class ExecutionTimeoutError(StigmerError, TimeoutError):

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from . import logs
+from . import control, logs
 from ._loop import LoopThread
 from .dsl import jqpool
 from .dsl.activities import EffectActivities, Registry
@@ -51,6 +51,9 @@ from .temporal.workers import runner_side_workers, stigmer_side_workers
 
 if TYPE_CHECKING:
     import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
+
+    from .batch import Batch
+    from .versions import VersionDiff
 
 __all__ = ["Execution", "Lab", "astart", "current", "start"]
 
@@ -177,8 +180,25 @@ class Execution:
         )
         return _json_columns(df, ("input", "output", "error"))
 
-    def wait(self, timeout: float | None = None) -> Execution:
-        """Block until it finishes; ``ExecutionTimeoutError`` after ``timeout`` seconds."""
+    @property
+    def events(self) -> pd.DataFrame:
+        """Its lifecycle log (started, paused, resumed, retrying, approvals …), in order."""
+        return self._lab.events(self.id)
+
+    @property
+    def document_hash(self) -> str | None:
+        """The content hash of the document version it runs (``lab.versions(name)``)."""
+        return self.record.document_hash
+
+    def wait(self, timeout: float | None = None, *, until: str | None = None) -> Execution:
+        """Block until it finishes; ``ExecutionTimeoutError`` after ``timeout`` seconds.
+
+        ``until``: wait for a phase instead (``"paused"``, ``"in_progress"`` …), or with
+        ``"approval"`` until it waits for a person's decision.
+        """
+        if until is not None:
+            control.wait_until(self._lab, self.id, until, timeout)
+            return self
         event = self._lab.service.wait_event(self.id)
         if not event.wait(timeout):
             raise ExecutionTimeoutError(self.id, timeout or 0, self.phase)
@@ -194,6 +214,68 @@ class Execution:
     def cancel(self) -> Execution:
         """Ask Temporal to cancel it; it ends EXECUTION_CANCELLED with running tasks marked."""
         self._lab.cancel(self.id)
+        return self
+
+    def pause(self, reason: str = "") -> Execution:
+        """Stop at the next task boundary (tasks and timers under way go on to their end); the
+        phase becomes EXECUTION_PAUSED there. ``resume()`` lets it go on."""
+        control.pause(self._lab, self.id, reason)
+        return self
+
+    def resume(self, reason: str = "") -> Execution:
+        """Go on after ``pause()``."""
+        control.resume(self._lab, self.id, reason)
+        return self
+
+    def terminate(self, reason: str = "") -> Execution:
+        """Stop at once, without letting any task finish; it ends EXECUTION_TERMINATED."""
+        control.terminate(self._lab, self.id, reason)
+        return self
+
+    def rerun(
+        self,
+        *,
+        input: Any = control.SAME,
+        document: str | Path | Mapping[str, Any] | None = None,
+        name: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> Execution:
+        """Run it again as a new execution (same document version and input unless given),
+        linked to this one by ``rerun_of_id``."""
+        return control.rerun(
+            self._lab, self.id, input=input, document=document, name=name, runtime_env=runtime_env, tags=tags
+        )
+
+    def recover(
+        self,
+        *,
+        document: str | Path | Mapping[str, Any] | None = None,
+        name: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """Resume this FAILED execution from the top-level task it failed in, with the recorded
+        input and ``$context`` of that task (what ran before it is not run again), optionally
+        with a fixed ``document``; a new execution linked by ``recovered_from_id``."""
+        return control.recover(self._lab, self.id, document=document, name=name, runtime_env=runtime_env)
+
+    def approve(
+        self, comment: str | None = None, *, by: str | None = None, task: str | None = None
+    ) -> Execution:
+        """Approve the approval task it waits on (``task`` names one when several wait)."""
+        control.approve(self._lab, self.id, approved=True, comment=comment, by=by, task=task)
+        return self
+
+    def reject(
+        self, comment: str | None = None, *, by: str | None = None, task: str | None = None
+    ) -> Execution:
+        """Reject the approval task it waits on (its output says ``approved: false``)."""
+        control.approve(self._lab, self.id, approved=False, comment=comment, by=by, task=task)
+        return self
+
+    def send_event(self, event: Mapping[str, Any]) -> Execution:
+        """Deliver a CloudEvent (``{"type": ..., "data": ...}``) to this execution only."""
+        control.send_event(self._lab, self.id, event)
         return self
 
     def subscribe(self) -> Subscription:
@@ -416,13 +498,14 @@ class Lab:
         input: Any = None,
         name: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
     ) -> Execution:
         """Validate and start ``doc`` (a path, YAML text or a dict); returns at once."""
         thread = self._check()
         # Validation runs here, on the caller's thread: it may wait on jq evaluators (compiling
         # what could run away), and on the lab's loop that wait would stall both workers.
         document, spec = self._prepared(doc, runtime_env)
-        return thread.call(self._run(document, spec, input, name, runtime_env))
+        return thread.call(self._run(document, spec, input, name, runtime_env, tags))
 
     async def arun(
         self,
@@ -431,11 +514,12 @@ class Lab:
         input: Any = None,
         name: str | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        tags: list[str] | None = None,
     ) -> Execution:
         """Async twin of ``run``."""
         thread = self._check()
         document, spec = await asyncio.to_thread(self._prepared, doc, runtime_env)
-        return await thread.run(self._run(document, spec, input, name, runtime_env))
+        return await thread.run(self._run(document, spec, input, name, runtime_env, tags))
 
     def _prepared(
         self, doc: str | Path | Mapping[str, Any], runtime_env: Mapping[str, Any] | None
@@ -451,12 +535,88 @@ class Lab:
         input: Any,
         name: str | None,
         runtime_env: Mapping[str, Any] | None,
+        tags: list[str] | None = None,
     ) -> Execution:
         wf = await self.service.apply_workflow(document, spec=spec)
         record = await self.service.create_execution(
-            workflow=wf.id, name=name, input=input, runtime_env=runtime_env
+            workflow=wf.id,
+            name=name,
+            input=input,
+            runtime_env=runtime_env,
+            tags=tags,
+            document_hash=wf.document_hash,
         )
         return Execution(self, record.id)
+
+    def map(
+        self,
+        doc: str | Path | Mapping[str, Any],
+        inputs: Any,
+        *,
+        tags: list[str] | None = None,
+        name: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> Batch:
+        """Start ``doc`` once per input (a list, any iterable, or a DataFrame's rows), all
+        tagged ``tags`` and sharing a ``batch_id``; returns at once with a progress bar."""
+        from .batch import start_batch
+
+        return start_batch(self, doc, inputs, tags=tags, name=name, runtime_env=runtime_env)
+
+    # --- steering -----------------------------------------------------------------------------
+
+    def pause(self, execution_id: str, reason: str = "") -> None:
+        """``execution.pause()`` by id."""
+        control.pause(self, execution_id, reason)
+
+    def resume(self, execution_id: str, reason: str = "") -> None:
+        """``execution.resume()`` by id."""
+        control.resume(self, execution_id, reason)
+
+    def terminate(self, execution_id: str, reason: str = "") -> None:
+        """``execution.terminate()`` by id."""
+        control.terminate(self, execution_id, reason)
+
+    def approve(
+        self, execution_id: str, comment: str | None = None, *, by: str | None = None, task: str | None = None
+    ) -> None:
+        """``execution.approve()`` by id."""
+        control.approve(self, execution_id, approved=True, comment=comment, by=by, task=task)
+
+    def reject(
+        self, execution_id: str, comment: str | None = None, *, by: str | None = None, task: str | None = None
+    ) -> None:
+        """``execution.reject()`` by id."""
+        control.approve(self, execution_id, approved=False, comment=comment, by=by, task=task)
+
+    def pending_approvals(self) -> pd.DataFrame:
+        """Approval tasks waiting for a person's decision, oldest first (the ``pending_approvals`` view)."""
+        df = self.store.query("SELECT * FROM pending_approvals ORDER BY requested_at, execution_id")
+        return _json_columns(df, ("input",))
+
+    def events(self, execution_id: str | None = None) -> pd.DataFrame:
+        """The lifecycle log (``execution_events``) of one execution or all, in order."""
+        sql = "SELECT * FROM execution_events"
+        params: list[Any] = []
+        if execution_id:
+            sql += " WHERE execution_id = ?"
+            params.append(execution_id)
+        sql += " ORDER BY occurred_at, coalesce(seq, 2147483647), recorded_at"
+        return _json_columns(self.store.query(sql, params), ("detail",))
+
+    # --- versions -----------------------------------------------------------------------------
+
+    def versions(self, workflow: str) -> pd.DataFrame:
+        """``workflow``'s document versions by content hash, oldest first, with their outcomes."""
+        from .versions import versions
+
+        return versions(self, workflow)
+
+    def diff(self, workflow: str, a: str | None = None, b: str | None = None) -> VersionDiff:
+        """What changed between two versions of ``workflow`` (default: the previous and the current)."""
+        from .versions import diff
+
+        return diff(self, workflow, a, b)
 
     # --- schedules ----------------------------------------------------------------------------
 
@@ -555,16 +715,14 @@ class Lab:
 
     def send_event(self, event: Mapping[str, Any]) -> int:
         """Deliver a CloudEvent to listening executions; returns how many received it."""
-        full = dict(event)
-        if not full.get("type"):
-            raise InvalidInputError("an event needs a `type`")
-        import uuid
-        from datetime import UTC, datetime
+        from .temporal.names import APPROVAL_EVENT
+        from .temporal.steer import complete_event
 
-        full.setdefault("id", str(uuid.uuid4()))
-        full.setdefault("specversion", "1.0")
-        full.setdefault("source", "stigmer-nb://lab")
-        full.setdefault("time", datetime.now(UTC).isoformat())
+        full = complete_event(dict(event))
+        if full["type"] == APPROVAL_EVENT:
+            raise InvalidInputError(
+                "a decision goes to one execution: use execution.approve() / .reject() (or lab.approve(id))"
+            )
         return self._check().call(self._deliver_event(full))
 
     async def _deliver_event(self, event: dict[str, Any], emitter: str | None = None) -> int:

@@ -35,6 +35,12 @@ class ExecutionPhase(IntEnum):
     EXECUTION_COMPLETED = 3
     EXECUTION_FAILED = 4
     EXECUTION_CANCELLED = 5
+    # Past Stigmer's numbers: its runner can only flip an in-memory flag for pause, and has no
+    # terminate; here both are real states of the run, so the history says so.
+    EXECUTION_PAUSED = 6
+    """Stopped between two tasks until resumed (timers already running keep their deadline)."""
+    EXECUTION_TERMINATED = 7
+    """Stopped at once by ``terminate``: no task got to finish or clean up."""
 
     @property
     def terminal(self) -> bool:
@@ -46,6 +52,7 @@ _TERMINAL = {
     ExecutionPhase.EXECUTION_COMPLETED,
     ExecutionPhase.EXECUTION_FAILED,
     ExecutionPhase.EXECUTION_CANCELLED,
+    ExecutionPhase.EXECUTION_TERMINATED,
 }
 
 
@@ -82,7 +89,7 @@ class WorkflowTaskKind(IntEnum):
 # --- IDs -------------------------------------------------------------------------------------
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-_PREFIXES = {"workflow": "wfl", "workflow_instance": "win", "workflow_execution": "wex"}
+_PREFIXES = {"workflow": "wfl", "workflow_instance": "win", "workflow_execution": "wex", "batch": "bat"}
 
 
 def new_ulid() -> str:
@@ -137,6 +144,8 @@ class WorkflowRecord:
     """The Stigmer ``WorkflowSpec`` (protojson form) it came from, if any."""
     description: str = ""
     default_instance_id: str | None = None
+    document_hash: str = ""
+    """Content hash of ``document``: its current version (``workflow_versions``)."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -181,3 +190,13 @@ class ExecutionRecord:
     """The run had a virtual clock: started_at, completed_at and task times are workflow time."""
     last_seq: int = 0
     """Highest progress sequence number merged (makes replayed reports idempotent)."""
+    document_hash: str | None = None
+    """Content hash of the document version this execution runs (``workflow_versions``)."""
+    tags: list[str] = field(default_factory=list)
+    batch_id: str | None = None
+    """Set on the executions one ``lab.map`` started together."""
+    rerun_of_id: str | None = None
+    recovered_from_id: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    """Where a FAILED run can be recovered from: the failed top-level task, its input and
+    ``$context`` (``{"task", "index", "data", "context"}``); None when it cannot be."""

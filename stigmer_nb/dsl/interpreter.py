@@ -41,6 +41,7 @@ from .listen import EventInbox
 from .model import Task, TaskList
 from .problems import WorkflowProblem, problem
 from .reporter import Reporter, TaskRun
+from .steering import Steering
 from .tasks import TYPES, Outcome, Step
 from .validate import compile_checked
 
@@ -52,6 +53,9 @@ _NO_RETRY = RetryPolicy(maximum_attempts=1)
 _RETRY_FIRST_DELAY = timedelta(milliseconds=500)
 _RETRY_MAX_DELAY = timedelta(seconds=5)
 _RUNTIME = {"name": "stigmer_nb", "version": "0.1.0", "metadata": {"engine": "temporal"}}
+# A checkpoint travels in the run's failure (a Temporal payload) and sits in the history: past
+# this size a failed run says it cannot be recovered rather than carry it.
+_MAX_CHECKPOINT_BYTES = 1024 * 1024
 
 _STATUS_IN_PROGRESS = "WORKFLOW_TASK_IN_PROGRESS"
 _STATUS_COMPLETED = "WORKFLOW_TASK_COMPLETED"
@@ -114,8 +118,13 @@ class Engine:
         pace: Pace | None = None,
         depth: int = 0,
         nested: bool = False,
+        steering: Steering | None = None,
     ) -> None:
         self.inp = inp
+        self.steering = steering
+        """Pause/resume and approvals of this run (None for an inline sub-run's own engine)."""
+        self._at: tuple[int, str, Any, Any] | None = None
+        """The top-level task running now: (index, name, its input, ``$context`` before it)."""
         self.pace = pace if pace is not None else Pace(inp.limits)
         self.depth = depth
         self.nested = nested
@@ -255,6 +264,10 @@ class Engine:
         if cont is not None:
             data, self.context, start, self.jumps = cont.data, cont.context, cont.index, dict(cont.jumps)
             self.pace.task_runs = cont.task_runs
+        elif self.inp.resume is not None:
+            # A recovery: the failed task's input and $context, as the failed run recorded them.
+            resume = self.inp.resume
+            data, self.context, start = resume.get("data"), resume.get("context") or {}, int(resume["index"])
         else:
             raw = self.inp.input if self.inp.input is not None else {}
             wf_args = {"secrets": self.secrets, "workflow": self.workflow_arg, "runtime": _RUNTIME}
@@ -278,6 +291,7 @@ class Engine:
                 output = await top
         except EndWorkflow as end:
             output = end.output
+        self._at = None  # past the tasks: a failure from here on is not a task's to recover from
         if compiled.output is not None:
             if compiled.output.transforms:
                 output = self.eval_field(compiled.output.expression, output, self.arguments({}), ref)
@@ -320,6 +334,8 @@ class Engine:
                 raise ContinueRun(index, data, jumps)
             resumed = False
             task = nodes[index]
+            if top and self._may_continue:
+                self._at = (index, task.name, data, self.context)
             data, directive = await self.run_task(task, data, parent, scope)
             if directive is None or directive == "continue":
                 index += 1
@@ -360,6 +376,8 @@ class Engine:
             "startedAt": _timestamp(run.started),
         }
         scope_vars = {k: v for k, v in scope.items() if not k.startswith("__")}
+        if self.steering is not None:
+            await self.steering.gate()  # a pause takes effect here, between two tasks
         args = self.arguments(scope_vars, task=task_arg)
         try:
             await self.pace.task_started(ref)
@@ -422,6 +440,17 @@ class Engine:
             self.context = self.eval_field(task.export.expression, output, {**args, "output": output}, ref)
             self._schema(task.export.schema, self.context, ref, "exported context")
         return output, directive
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Where a recovery of this failed run starts: the top-level task it failed in, with that
+        task's input and ``$context`` (cleaned of secrets); None when there is none to give."""
+        if self._at is None:
+            return None
+        index, name, data, context = self._at
+        point = self.taint.clean({"task": name, "index": index, "data": data, "context": context})
+        if len(dumps(point)) > _MAX_CHECKPOINT_BYTES:
+            return None
+        return dict(point)
 
     def _continue_due(self) -> bool:
         if not self._may_continue or self.background:
@@ -550,6 +579,16 @@ class Engine:
                     raise WorkflowProblem(failed) from None
             step.run.attempt += 1
             self.reporter.task(step.run, _STATUS_IN_PROGRESS, error=failed)
+            self.reporter.note(
+                "retrying",
+                {
+                    "task_id": step.run.task_id,
+                    "task": step.task.name,
+                    "attempt": step.run.attempt,
+                    "delay_ms": int(delay.total_seconds() * 1000),
+                    "error": failed.get("title") or failed.get("detail"),
+                },
+            )
             await workflow.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_DELAY)
         raise AssertionError("unreachable: the last attempt returns or raises")

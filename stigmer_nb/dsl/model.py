@@ -193,6 +193,8 @@ class ListenSpec:
     to: Mapping[str, Any]
     read: str
     foreach: ForeachSpec | None
+    approval: bool = False
+    """Waits for a person's decision (one ``ai.stigmer.approval`` event)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 from temporalio import workflow
 
 from ..temporal.names import PROGRESS_SIGNAL
-from ..temporal.types import ProgressBatch, ProgressEvent, TaskTransition
+from ..temporal.types import LifecycleNote, ProgressBatch, ProgressEvent, TaskTransition
 from .taint import Taint
 
 __all__ = ["Reporter", "TaskRun"]
@@ -99,6 +99,14 @@ class Reporter:
     def phase(self, phase: str) -> None:
         """An execution-level phase change."""
         self._push({"phase": phase})
+
+    def note(self, kind: str, detail: dict[str, Any]) -> None:
+        """A lifecycle event of the run (``execution_events``), cleaned of secrets like task values."""
+        if not self.enabled:
+            self._push({})
+            return
+        cleaned = self._clean(detail)
+        self._push({"note": LifecycleNote(kind, cleaned if isinstance(cleaned, dict) else {})})
 
     def task(
         self,

@@ -13,13 +13,28 @@ from temporalio.exceptions import ApplicationError, CancelledError
 with workflow.unsafe.imports_passed_through():
     # Passed through: pure, deterministic modules (and the jq C extension) load once per worker.
     from ..temporal.codec import seal_also
-    from ..temporal.names import CHILD_PROGRESS_SIGNAL, DSL_WORKFLOW, PROGRESS_SIGNAL
-    from ..temporal.types import Continuation, DSLInput, DSLResult, FailureDetail, ProgressBatch
+    from ..temporal.names import (
+        CHILD_PROGRESS_SIGNAL,
+        DSL_WORKFLOW,
+        PAUSE_SIGNAL,
+        PROGRESS_SIGNAL,
+        RESUME_SIGNAL,
+        STEERING_QUERY,
+    )
+    from ..temporal.types import (
+        Continuation,
+        DSLInput,
+        DSLResult,
+        FailureDetail,
+        ProgressBatch,
+        SteeringState,
+    )
     from .events import EVENT_SIGNAL
     from .interpreter import ContinueRun, Engine
     from .listen import EventInbox
     from .problems import WorkflowProblem, problem
     from .reporter import Reporter, TaskRun
+    from .steering import Steering
     from .taint import Taint
 
 __all__ = ["ExecuteServerlessWorkflow"]
@@ -32,11 +47,40 @@ class ExecuteServerlessWorkflow:
     def __init__(self) -> None:
         self._inbox = EventInbox()
         self._reporter: Reporter | None = None
+        self._steering: Steering | None = None
+        self._early: list[tuple[str, Any]] = []
+        """Requests and events that came before the run began (replayed once it has a reporter)."""
 
     @workflow.signal(name=EVENT_SIGNAL)
     def deliver_event(self, event: dict[str, Any]) -> None:
         """A CloudEvent for this workflow's listeners."""
         self._inbox.deliver(event)
+        heard = {k: event.get(k) for k in ("type", "id", "source") if isinstance(event, dict)}
+        if self._reporter is None:
+            self._early.append(("event_received", heard))
+        else:
+            self._reporter.note("event_received", heard)
+
+    @workflow.signal(name=PAUSE_SIGNAL)
+    def pause(self, reason: str = "") -> None:
+        """Stop at the next task boundary (tasks and timers under way go on to their end)."""
+        if self._steering is None:
+            self._early.append(("pause", reason))
+        else:
+            self._steering.pause(reason)
+
+    @workflow.signal(name=RESUME_SIGNAL)
+    def resume(self, reason: str = "") -> None:
+        """Go on after a pause."""
+        if self._steering is None:
+            self._early.append(("resume", reason))
+        else:
+            self._steering.resume(reason)
+
+    @workflow.query(name=STEERING_QUERY)
+    def steering(self) -> SteeringState:
+        """Pause state and the approval tasks waiting for a decision."""
+        return self._steering.state() if self._steering is not None else SteeringState()
 
     @workflow.signal(name=CHILD_PROGRESS_SIGNAL)
     def child_progress(self, batch: ProgressBatch) -> None:
@@ -68,6 +112,17 @@ class ExecuteServerlessWorkflow:
         shipper = asyncio.create_task(reporter.run())
         if cont is None:
             reporter.phase("EXECUTION_IN_PROGRESS")
+        steering = Steering(reporter, paused=cont.paused if cont is not None else False)
+        self._steering = steering
+        for kind, arg in self._early:
+            if kind == "pause":
+                steering.pause(arg)
+            elif kind == "resume":
+                steering.resume(arg)
+            else:
+                reporter.note(kind, arg)
+        self._early = []
+        engine: Engine | None = None
         try:
             parent = None
             if child:
@@ -80,6 +135,7 @@ class ExecuteServerlessWorkflow:
                 parent=parent,
                 reference_prefix=inp.reference_prefix,
                 depth=inp.depth,
+                steering=steering,
             )
             output = await engine.run()
         except ContinueRun as stop:
@@ -104,12 +160,16 @@ class ExecuteServerlessWorkflow:
                         derived=list(taint.derived),
                         relayed=reporter.relayed,
                         runs=(cont.runs if cont else 1) + 1,
+                        paused=steering.paused,
                     ),
                 )
             )
         except WorkflowProblem as err:
             details = taint.clean(err.problem)
-            raise self._failed(details.get("title") or "Workflow failed", details, reporter) from None
+            checkpoint = engine.checkpoint() if engine is not None else None
+            raise self._failed(
+                details.get("title") or "Workflow failed", details, reporter, checkpoint
+            ) from None
         except (asyncio.CancelledError, CancelledError):
             # Tell the Stigmer side which tasks were cut short before going away.
             reporter.close()
@@ -134,10 +194,13 @@ class ExecuteServerlessWorkflow:
         )
 
     @staticmethod
-    def _failed(message: str, details: dict[str, Any], reporter: Reporter) -> ApplicationError:
-        """The run's failure: the problem, the last seq and the unshipped progress."""
+    def _failed(
+        message: str, details: dict[str, Any], reporter: Reporter, checkpoint: dict[str, Any] | None = None
+    ) -> ApplicationError:
+        """The run's failure: the problem, the last seq, the unshipped progress and where a
+        recovery may start."""
         reporter.close()
-        error: ApplicationError = FailureDetail(details, reporter.seq, reporter.take()).error(
+        error: ApplicationError = FailureDetail(details, reporter.seq, reporter.take(), checkpoint).error(
             message, type="WorkflowProblem"
         )
         return error

@@ -9,7 +9,12 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    WorkflowAlreadyStartedError,
+)
 
 from ..dsl.problems import problem
 from ..errors import StigmerError
@@ -221,6 +226,7 @@ class ExecuteWorkflowActivity:
                     secrets=context.secrets,
                     allow_shell=self._settings.allow_shell,
                     limits=self._settings.run_limits,
+                    resume=context.resume,
                 ),
                 id=run_id,
                 task_queue=self._settings.zigflow_queue,
@@ -254,14 +260,29 @@ def _failed(exc: WorkflowFailureError, run_id: str) -> ExecutionOutcome:
             error=problem("runtime", "the run was cancelled", status=499, title="Cancelled"),
             runner_workflow_id=run_id,
         )
+    if isinstance(cause, TerminatedError):
+        # Terminated runs report nothing more; the Stigmer side closes their open tasks.
+        reason = str(cause.message or "") or "no reason given"
+        return ExecutionOutcome(
+            phase="EXECUTION_TERMINATED",
+            error=problem("runtime", f"terminated: {reason}", status=499, title="Terminated"),
+            runner_workflow_id=run_id,
+        )
     error = problem(
         "runtime", f"Workflow execution failed: {cause or exc}", title="Workflow execution failed"
     )
     last_seq = 0
     events: list[Any] = []
+    checkpoint = None
     failure = FailureDetail.of(cause)
     if failure is not None:
         error, last_seq, events = failure.problem, failure.last_seq, failure.events
+        checkpoint = failure.checkpoint
     return ExecutionOutcome(
-        phase="EXECUTION_FAILED", error=error, last_seq=last_seq, runner_workflow_id=run_id, events=events
+        phase="EXECUTION_FAILED",
+        error=error,
+        last_seq=last_seq,
+        runner_workflow_id=run_id,
+        events=events,
+        checkpoint=checkpoint,
     )

@@ -57,6 +57,8 @@ class MergeResult:
     changed: bool
     """The execution's own fields changed (phase, output, error, times): its row needs writing."""
     became_terminal: bool
+    event_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """Lifecycle rows for ``execution_events``: phase changes and the run's notes."""
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -87,22 +89,70 @@ def _phase(name: str) -> ExecutionPhase:
     return ExecutionPhase[name]
 
 
+_PHASE_EVENTS = {
+    ExecutionPhase.EXECUTION_PAUSED: "paused",
+    ExecutionPhase.EXECUTION_COMPLETED: "completed",
+    ExecutionPhase.EXECUTION_FAILED: "failed",
+    ExecutionPhase.EXECUTION_CANCELLED: "cancelled",
+    ExecutionPhase.EXECUTION_TERMINATED: "terminated",
+}
+
+
+def _phase_event(
+    record: ExecutionRecord, before: ExecutionPhase, at: datetime | None, seq: int | None
+) -> dict[str, Any] | None:
+    """The lifecycle row for a phase change (``started``, ``paused``, ``resumed`` …), if any."""
+    after = record.phase
+    if after == before:
+        return None
+    if after == ExecutionPhase.EXECUTION_IN_PROGRESS:
+        kind = "resumed" if before == ExecutionPhase.EXECUTION_PAUSED else "started"
+    elif after in _PHASE_EVENTS:
+        kind = _PHASE_EVENTS[after]
+    else:
+        return None
+    detail: dict[str, Any] = {"phase": after.name}
+    if after.terminal and record.error:
+        detail["reason"] = record.error.get("detail") or record.error.get("title")
+    return {
+        "execution_id": record.id,
+        "seq": seq,
+        "kind": kind,
+        "detail": detail,
+        "occurred_at": at or datetime.now(UTC),
+    }
+
+
 def _apply_event(
     record: ExecutionRecord,
     tasks: dict[str, TaskState],
     event: ProgressEvent,
     secrets: tuple[str, ...],
     rows: list[dict[str, Any]],
+    events: list[dict[str, Any]],
 ) -> bool:
     """Apply one event; True when the execution's own fields changed (not just its tasks)."""
     at = parse_time(event.at)
     changed = False
     if event.phase and not record.phase.terminal:
+        before = record.phase
         changed = record.phase != _phase(event.phase)
         record.phase = _phase(event.phase)
         if record.phase == ExecutionPhase.EXECUTION_IN_PROGRESS and record.started_at is None:
             record.started_at = at
             changed = True
+        if (row := _phase_event(record, before, at, event.seq)) is not None:
+            events.append(row)
+    if event.note is not None:
+        events.append(
+            {
+                "execution_id": record.id,
+                "seq": event.seq,
+                "kind": event.note.kind,
+                "detail": redact(event.note.detail, secrets),
+                "occurred_at": at,
+            }
+        )
     task = event.task
     if task is not None:
         t_input = redact(task.input, secrets)
@@ -166,6 +216,7 @@ def merge_status(
     """Apply ``update`` to ``record`` and ``tasks`` in place; events already merged are skipped."""
     was_terminal = record.phase.terminal
     rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     # Nothing moves after a terminal phase: late reports (e.g. after a cancel) are dropped.
     fresh = (
         []
@@ -174,7 +225,8 @@ def merge_status(
     )
     changed = False
     for event in fresh:
-        changed = _apply_event(record, tasks, event, secrets, rows) or changed
+        changed = _apply_event(record, tasks, event, secrets, rows, events) or changed
+    before = record.phase
     if update.phase and not was_terminal:
         phase = _phase(update.phase)
         if phase != ExecutionPhase.EXECUTION_PHASE_UNSPECIFIED and phase != record.phase:
@@ -183,6 +235,9 @@ def merge_status(
     if not was_terminal:
         if update.error:
             record.error = redact(update.error, secrets)
+            changed = True
+        if update.checkpoint is not None:
+            record.checkpoint = redact(update.checkpoint, secrets)
             changed = True
         if update.has_output:
             record.output = redact(update.output, secrets)
@@ -202,9 +257,42 @@ def merge_status(
     if record.phase.terminal and record.completed_at is None:
         record.completed_at = now or datetime.now(UTC)
         changed = True
+    if (row := _phase_event(record, before, record.completed_at, None)) is not None:
+        events.append(row)
+    if record.phase == ExecutionPhase.EXECUTION_TERMINATED and not was_terminal:
+        _close_open_tasks(record, tasks, rows, record.completed_at or now or datetime.now(UTC))
     if changed:
         record.updated_at = now or datetime.now(UTC)
-    return MergeResult(rows, changed, record.phase.terminal and not was_terminal)
+    return MergeResult(rows, changed, record.phase.terminal and not was_terminal, events)
+
+
+def _close_open_tasks(
+    record: ExecutionRecord, tasks: dict[str, TaskState], rows: list[dict[str, Any]], at: datetime
+) -> None:
+    """A terminated run reports nothing more: its open task runs end FAILED here, with the reason."""
+    error = record.error or {"title": "Terminated", "detail": "the execution was terminated"}
+    for state in sorted(tasks.values(), key=lambda t: t.first_seq):
+        if state.status in _TERMINAL_TASK:
+            continue
+        record.last_seq += 1
+        rows.append(
+            {
+                "execution_id": record.id,
+                "seq": record.last_seq,
+                "task_id": state.task_id,
+                "parent_id": state.parent_id,
+                "reference": state.reference,
+                "name": state.name,
+                "kind": state.kind,
+                "status": "WORKFLOW_TASK_FAILED",
+                "attempt": state.attempt,
+                "input": None,
+                "output": None,
+                "error": error,
+                "occurred_at": at,
+            }
+        )
+        state.status, state.error, state.completed_at = "WORKFLOW_TASK_FAILED", error, at
 
 
 def copy_tasks(tasks: dict[str, TaskState]) -> tuple[TaskState, ...]:

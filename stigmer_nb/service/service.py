@@ -28,6 +28,7 @@ from ..model import (
     slugify,
 )
 from ..store import HistoryStore, dumps
+from ..store.values import document_hash
 from ..temporal.names import dsl_workflow_id, invoke_workflow_id
 from ..temporal.types import ExecutionContext, StatusUpdate
 from .merge import REDACTED, TaskState, copy_tasks, merge_status, redact
@@ -87,6 +88,52 @@ def refuse_secrets_in(document: Mapping[str, Any], runtime_env: Mapping[str, Any
             )
 
 
+_MAX_TAGS = 32
+_MAX_TAG_LENGTH = 128
+
+
+def _normalise_tags(tags: Any) -> list[str]:
+    """A list of distinct non-empty strings (order kept); one clear error otherwise."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidInputError(f"tags must be a list of strings, got {type(tags).__name__}")
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInputError(f"every tag must be a non-empty string, got {tag!r}")
+        if len(tag) > _MAX_TAG_LENGTH:
+            raise InvalidInputError(f"tag {tag[:20]!r}… is longer than {_MAX_TAG_LENGTH} characters")
+        if tag.strip() not in out:
+            out.append(tag.strip())
+    if len(out) > _MAX_TAGS:
+        raise InvalidInputError(f"{len(out)} tags given; at most {_MAX_TAGS} are allowed")
+    return out
+
+
+def resume_point(failed: ExecutionRecord, document: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a recovery of ``failed`` starts in ``document``: its checkpoint, with the index of the
+    failed task in this document's top-level list (the fixed document may have moved it)."""
+    checkpoint = failed.checkpoint
+    if failed.phase != ExecutionPhase.EXECUTION_FAILED or not checkpoint:
+        reason = (
+            f"it is {failed.phase.name}, not EXECUTION_FAILED"
+            if failed.phase != ExecutionPhase.EXECUTION_FAILED
+            else "it failed outside its tasks (its input, output or the document itself)"
+        )
+        raise InvalidInputError(f"execution {failed.id} cannot be recovered: {reason}; re-run it instead")
+    names = [next(iter(t)) for t in document.get("do") or [] if isinstance(t, Mapping) and t]
+    task = checkpoint.get("task")
+    if task not in names:
+        raise InvalidInputError(
+            f"execution {failed.id} failed in top-level task {task!r}, which this document does not "
+            f"have (its tasks: {', '.join(map(repr, names)) or 'none'}); keep the task's name in the fix"
+        )
+    return {**checkpoint, "index": names.index(task)}
+
+
 class _Live:
     """In-memory state of an execution that has not finished (or just did)."""
 
@@ -133,6 +180,8 @@ class Service:
         self._workflows: dict[str, WorkflowRecord] = {}
         self._instances: dict[str, InstanceRecord] = {}
         self._reserved_slugs: set[str] = set()
+        self._versions: dict[str, dict[str, Any]] = {}
+        """Documents by content hash, read once from ``workflow_versions``."""
         self._catalog_lock = asyncio.Lock()
         self._load_catalog()
 
@@ -156,6 +205,7 @@ class Service:
                 created_at=row[9],
                 updated_at=row[10],
             )
+            wf.document_hash = document_hash(wf.document)
             self._workflows[wf.id] = wf
         for row in self.store.rows(
             "SELECT id, name, slug, workflow_id, description, created_at, updated_at FROM workflow_instances"
@@ -205,6 +255,7 @@ class Service:
         name = str(meta.get("name") or "")
         slug = slugify(name)
         now = _now()
+        digest = document_hash(document)
         with self._lock:
             existing = next((w for w in self._workflows.values() if w.slug == slug), None)
         if existing is None:
@@ -219,6 +270,7 @@ class Service:
                 description=description or str(meta.get("summary") or meta.get("title") or ""),
                 created_at=now,
                 updated_at=now,
+                document_hash=digest,
             )
             await self._write(
                 "INSERT INTO workflows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -241,7 +293,7 @@ class Service:
         else:
             wf = existing
             if wf.document != document or wf.spec != spec:
-                wf.document, wf.spec = document, spec
+                wf.document, wf.spec, wf.document_hash = document, spec, digest
                 wf.namespace, wf.version = str(meta.get("namespace", "")), str(meta.get("version", ""))
                 wf.updated_at = now
                 await self._write(
@@ -249,8 +301,70 @@ class Service:
                     "updated_at = ? WHERE id = ?",
                     [dumps(document), dumps(spec), wf.namespace, wf.version, now, wf.id],
                 )
+        await self._remember_version(wf, document, spec, now)
         await self._default_instance(wf)
         return wf
+
+    async def _remember_version(
+        self, wf: WorkflowRecord, document: dict[str, Any], spec: dict[str, Any] | None, now: datetime
+    ) -> None:
+        """Record ``document`` in ``workflow_versions`` the first time it is seen."""
+        digest = document_hash(document)
+        if digest in self._versions:
+            return
+        if not self.store.rows("SELECT 1 FROM workflow_versions WHERE document_hash = ?", [digest]):
+            meta = document.get("document") or {}
+            await self._write(
+                "INSERT INTO workflow_versions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [digest, wf.id, wf.name, str(meta.get("version", "")), dumps(document), dumps(spec), now],
+            )
+        with self._lock:
+            self._versions[digest] = document
+
+    def version_document(self, digest: str) -> dict[str, Any]:
+        """The document of version ``digest`` (a full hash)."""
+        with self._lock:
+            found = self._versions.get(digest)
+        if found is not None:
+            return found
+        rows = self.store.rows("SELECT document FROM workflow_versions WHERE document_hash = ?", [digest])
+        if not rows:
+            raise NotFoundError("workflow version", digest, known=[])
+        document = _loads(rows[0][0])
+        with self._lock:
+            self._versions[digest] = document
+        return document
+
+    def find_version(self, workflow: str, ref: str) -> str:
+        """The full hash of ``workflow``'s version ``ref`` (a hash or a unique prefix of one)."""
+        wf = self.get_workflow(workflow)
+        hashes = [
+            r[0]
+            for r in self.store.rows(
+                "SELECT document_hash FROM workflow_versions WHERE workflow_id = ? ORDER BY first_seen_at",
+                [wf.id],
+            )
+        ]
+        ref = str(ref).strip().lower()
+        found = [h for h in hashes if h.startswith(ref)] if ref else []
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"version of {wf.name!r}", ref, known=[h[:12] for h in hashes])
+        raise InvalidInputError(
+            f"version {ref!r} of {wf.name!r} is ambiguous ({len(found)} match); give more of the hash"
+        )
+
+    async def record_event(self, execution_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """A lifecycle row the Stigmer side records itself (a re-run, a recovery …)."""
+        row = {
+            "execution_id": execution_id,
+            "seq": None,
+            "kind": kind,
+            "detail": redact(detail, self.secret_values(execution_id)),
+            "occurred_at": _now(),
+        }
+        await asyncio.wrap_future(self._writer().insert_events([row]))
 
     async def _default_instance(self, wf: WorkflowRecord) -> InstanceRecord:
         """Stigmer's CreateDefaultInstanceIfNeeded: reuse, recover by slug, or create ``<name>-default``."""
@@ -305,6 +419,11 @@ class Service:
         runtime_env: Mapping[str, Any] | None = None,
         trigger_message: str = "",
         start: bool = True,
+        tags: list[str] | tuple[str, ...] | None = None,
+        batch_id: str | None = None,
+        rerun_of_id: str | None = None,
+        recovered_from_id: str | None = None,
+        document_hash: str | None = None,
     ) -> ExecutionRecord:
         """Stigmer's create pipeline: validate → slug → workflow-or-instance → default instance →
         duplicate check → PENDING → persist → start. A failed start is saved as FAILED and raised.
@@ -330,6 +449,7 @@ class Service:
         if encoded_input.count("[") + encoded_input.count("{") > MAX_DEPTH:
             check_nesting(input, "the input", max_nodes=self.max_input_bytes, hint=_INPUT_HINT)
         env = _normalise_env(runtime_env)
+        tag_list = _normalise_tags(tags)
         # slug
         name = name or default_execution_name()
         slug = slugify(name)
@@ -369,6 +489,12 @@ class Service:
                 time_skipping=self.time_skipping,
                 created_at=now,
                 updated_at=now,
+                # Pinned: the run reads this version, whatever the workflow becomes meanwhile.
+                document_hash=document_hash or wf.document_hash,
+                tags=tag_list,
+                batch_id=batch_id,
+                rerun_of_id=rerun_of_id,
+                recovered_from_id=recovered_from_id,
             )
             # Both ids follow from the execution id, so they are known before anything runs.
             record.temporal_workflow_id = invoke_workflow_id(record.id)
@@ -435,6 +561,12 @@ class Service:
             "temporal_workflow_id": record.temporal_workflow_id,
             "runner_workflow_id": record.runner_workflow_id,
             "time_skipping": record.time_skipping,
+            "document_hash": record.document_hash,
+            "tags": list(record.tags),
+            "batch_id": record.batch_id,
+            "rerun_of_id": record.rerun_of_id,
+            "recovered_from_id": record.recovered_from_id,
+            "checkpoint": record.checkpoint,
         }
 
     def _writer(self):  # type: ignore[no-untyped-def]
@@ -497,7 +629,8 @@ class Service:
         rows = self.store.rows(
             "SELECT id, name, slug, workflow_id, workflow_instance_id, workflow_name, phase, input, output, "
             "error, runtime_env, trigger_message, created_at, started_at, completed_at, updated_at, "
-            "temporal_workflow_id, runner_workflow_id, time_skipping FROM workflow_executions WHERE id = ?",
+            "temporal_workflow_id, runner_workflow_id, time_skipping, document_hash, tags, batch_id, "
+            "rerun_of_id, recovered_from_id, checkpoint FROM workflow_executions WHERE id = ?",
             [execution_id],
         )
         if not rows:
@@ -529,6 +662,12 @@ class Service:
             temporal_workflow_id=r[16],
             runner_workflow_id=r[17],
             time_skipping=bool(r[18]),
+            document_hash=r[19],
+            tags=list(r[20] or []),
+            batch_id=r[21],
+            rerun_of_id=r[22],
+            recovered_from_id=r[23],
+            checkpoint=_loads(r[24]),
         )
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -551,7 +690,7 @@ class Service:
             r[0]
             for r in self.store.rows(
                 "SELECT id FROM workflow_executions "
-                "WHERE phase IN ('EXECUTION_PENDING', 'EXECUTION_IN_PROGRESS')"
+                "WHERE phase IN ('EXECUTION_PENDING', 'EXECUTION_IN_PROGRESS', 'EXECUTION_PAUSED')"
             )
         ]
 
@@ -573,16 +712,26 @@ class Service:
         with self._lock:
             secrets = dict(self._secrets.get(execution_id, {}))
         env = {k: str(v["value"]) for k, v in record.runtime_env.items() if not v.get("is_secret")}
+        document = self.version_document(record.document_hash) if record.document_hash else wf.document
+        resume = None
+        if record.recovered_from_id:
+            resume = resume_point(self.get_execution(record.recovered_from_id), document)
         return ExecutionContext(
             execution_id=record.id,
             workflow_id=wf.id,
             workflow_instance_id=inst.id,
             workflow_name=wf.name,
-            document=wf.document,
+            document=document,
             input=record.input,
             env=env,
             secrets=secrets,
+            resume=resume,
         )
+
+    def known_secrets(self, execution_id: str) -> dict[str, str]:
+        """Secret runtime values of an execution still in this process's memory (while it runs)."""
+        with self._lock:
+            return dict(self._secrets.get(execution_id, {}))
 
     def secret_values(self, execution_id: str) -> tuple[str, ...]:
         """Secret values of an execution known to this process (for redaction)."""
@@ -600,7 +749,7 @@ class Service:
         with self._lock:
             result = merge_status(live.record, live.tasks, update, secrets=secrets)
             row = self._row(live.record) if result.changed else None
-        if not result.changed and not result.task_rows:
+        if not result.changed and not result.task_rows and not result.event_rows:
             return
         writer = self._writer()
         futures = []
@@ -608,8 +757,12 @@ class Service:
             # Benchmarks measure what recording costs: only the final state is written.
             result.task_rows.clear()
             row = row if result.became_terminal else None
+        if not self.recording:
+            result.event_rows.clear()
         if result.task_rows:
             futures.append(writer.insert_task_updates(result.task_rows))
+        if result.event_rows:
+            futures.append(writer.insert_events(result.event_rows))
         if row is not None:
             futures.append(writer.update_execution(row))
         try:

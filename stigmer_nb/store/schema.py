@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import duckdb
 
-__all__ = ["EXECUTION_COLUMNS", "SCHEMA_VERSION", "TASK_UPDATE_COLUMNS", "migrate"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "EXECUTION_COLUMNS",
+    "SCHEMA_VERSION",
+    "TASK_UPDATE_COLUMNS",
+    "VERSION_COLUMNS",
+    "migrate",
+]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump when the schema changes, and add a step to ``_MIGRATIONS``."""
 
 _V1_EXECUTION_COLUMNS: dict[str, str] = {
@@ -32,7 +40,20 @@ _V1_EXECUTION_COLUMNS: dict[str, str] = {
     "runner_workflow_id": "VARCHAR",
 }
 
-EXECUTION_COLUMNS: dict[str, str] = {**_V1_EXECUTION_COLUMNS, "time_skipping": "BOOLEAN"}
+_V4_EXECUTION_COLUMNS: dict[str, str] = {
+    "document_hash": "VARCHAR",
+    "tags": "VARCHAR[]",
+    "batch_id": "VARCHAR",
+    "rerun_of_id": "VARCHAR",
+    "recovered_from_id": "VARCHAR",
+    "checkpoint": "JSON",
+}
+
+EXECUTION_COLUMNS: dict[str, str] = {
+    **_V1_EXECUTION_COLUMNS,
+    "time_skipping": "BOOLEAN",
+    **_V4_EXECUTION_COLUMNS,
+}
 """``workflow_executions``: one row per execution, its current merged state."""
 
 _V1_TASK_UPDATE_COLUMNS: dict[str, str] = {
@@ -56,6 +77,29 @@ TASK_UPDATE_COLUMNS: dict[str, str] = {**_V1_TASK_UPDATE_COLUMNS, "recorded_at":
 
 No index enforces it (an index check doubled the cost of every write): the status merge writes
 a transition only when its seq is above the highest one already recorded for the execution."""
+
+
+EVENT_COLUMNS: dict[str, str] = {
+    "execution_id": "VARCHAR NOT NULL",
+    "seq": "INTEGER",
+    "kind": "VARCHAR NOT NULL",
+    "detail": "JSON",
+    "occurred_at": "TIMESTAMPTZ NOT NULL",
+}
+"""``execution_events``: the lifecycle log beside ``task_updates`` (paused, resumed, terminated,
+retrying, event received, approval requested and given, re-run, recovered …). ``seq`` is the
+progress sequence number for what the run reported, NULL for what the Stigmer side recorded."""
+
+VERSION_COLUMNS: dict[str, str] = {
+    "document_hash": "VARCHAR NOT NULL",
+    "workflow_id": "VARCHAR NOT NULL",
+    "workflow_name": "VARCHAR NOT NULL",
+    "version": "VARCHAR",
+    "document": "JSON NOT NULL",
+    "spec": "JSON",
+    "first_seen_at": "TIMESTAMPTZ NOT NULL",
+}
+"""``workflow_versions``: every distinct document a workflow has had, by content hash."""
 
 
 def _columns(spec: dict[str, str]) -> str:
@@ -244,7 +288,116 @@ _V3 = [
     "COMMENT ON COLUMN task_updates.recorded_at IS 'wall clock: when the row was committed to the history'",
 ]
 
-_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {1: _V1, 2: _V2, 3: _V3}
+_FINISHED_V4 = "('EXECUTION_COMPLETED', 'EXECUTION_FAILED', 'EXECUTION_CANCELLED', 'EXECUTION_TERMINATED')"
+_STOPPED = "('EXECUTION_CANCELLED', 'EXECUTION_TERMINATED')"
+_RUNNING = "('EXECUTION_PENDING', 'EXECUTION_IN_PROGRESS', 'EXECUTION_PAUSED')"
+
+# Steering: pause and terminate are phases (terminated runs count as cancelled in the rates, both
+# being stopped by a person), executions carry their document version, tags, batch and links, and
+# the lifecycle has its own log.
+_V4 = [
+    *(f"ALTER TABLE workflow_executions ADD COLUMN {c} {k}" for c, k in _V4_EXECUTION_COLUMNS.items()),
+    f"CREATE TABLE execution_events (\n    {_columns(EVENT_COLUMNS)},\n    recorded_at TIMESTAMPTZ\n)",
+    f"CREATE TABLE workflow_versions (\n    {_columns(VERSION_COLUMNS)},\n    PRIMARY KEY (document_hash)\n)",
+    "COMMENT ON COLUMN workflow_executions.document_hash IS "
+    "'the document version it ran (workflow_versions.document_hash)'",
+    "COMMENT ON COLUMN workflow_executions.checkpoint IS "
+    "'where a failed run can be recovered from: the failed top-level task, its input and $context'",
+    f"""CREATE OR REPLACE VIEW failure_rates AS
+SELECT
+    workflow_name,
+    count(*) AS executions,
+    count(*) FILTER (WHERE phase IN {_FINISHED_V4}) AS finished,
+    count(*) FILTER (WHERE phase = 'EXECUTION_COMPLETED') AS completed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED') AS failed,
+    count(*) FILTER (WHERE phase IN {_STOPPED}) AS cancelled,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED_V4}), 0) AS failure_rate,
+    count(*) FILTER (WHERE phase IN {_STOPPED})
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED_V4}), 0) AS cancel_rate
+FROM workflow_executions
+GROUP BY workflow_name""",
+    f"""CREATE OR REPLACE VIEW workflow_summaries AS
+SELECT
+    workflow_name,
+    count(*) AS executions,
+    count(*) FILTER (WHERE phase IN {_RUNNING}) AS running,
+    count(*) FILTER (WHERE phase = 'EXECUTION_COMPLETED') AS completed,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED') AS failed,
+    count(*) FILTER (WHERE phase IN {_STOPPED}) AS cancelled,
+    count(*) FILTER (WHERE phase = 'EXECUTION_FAILED')
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED_V4}), 0) AS failure_rate,
+    count(*) FILTER (WHERE phase IN {_STOPPED})
+        / nullif(count(*) FILTER (WHERE phase IN {_FINISHED_V4}), 0) AS cancel_rate,
+    avg(duration_ms) AS mean_ms,
+    quantile_cont(duration_ms, 0.5) AS p50_ms,
+    quantile_cont(duration_ms, 0.9) AS p90_ms,
+    quantile_cont(duration_ms, 0.99) AS p99_ms,
+    max(duration_ms)::DOUBLE AS max_ms,
+    min(created_at) AS first_created_at,
+    max(created_at) AS last_created_at
+FROM execution_durations
+GROUP BY workflow_name""",
+    # Per document version: did the fix lower the failure rate?
+    f"""CREATE VIEW version_failure_rates AS
+SELECT
+    v.workflow_name,
+    v.document_hash,
+    v.version,
+    v.first_seen_at,
+    count(e.id) AS executions,
+    count(e.id) FILTER (WHERE e.phase IN {_FINISHED_V4}) AS finished,
+    count(e.id) FILTER (WHERE e.phase = 'EXECUTION_COMPLETED') AS completed,
+    count(e.id) FILTER (WHERE e.phase = 'EXECUTION_FAILED') AS failed,
+    count(e.id) FILTER (WHERE e.phase = 'EXECUTION_FAILED')
+        / nullif(count(e.id) FILTER (WHERE e.phase IN {_FINISHED_V4}), 0) AS failure_rate
+FROM workflow_versions v
+LEFT JOIN workflow_executions e ON e.document_hash = v.document_hash
+GROUP BY v.workflow_name, v.document_hash, v.version, v.first_seen_at""",
+    # Approval tasks waiting for a person (a listen for ai.stigmer.approval events, in progress).
+    f"""CREATE VIEW pending_approvals AS
+SELECT
+    t.execution_id,
+    e.workflow_name,
+    e.phase,
+    t.task_id,
+    t.name AS task_name,
+    t.reference,
+    t.started_at AS requested_at,
+    r.detail ->> 'prompt' AS prompt,
+    t.input
+FROM task_states t
+JOIN workflow_executions e ON e.id = t.execution_id
+LEFT JOIN execution_events r
+    ON r.execution_id = t.execution_id AND r.kind = 'approval_requested'
+    AND r.detail ->> 'task_id' = t.task_id
+WHERE t.kind = 'listen:approval' AND t.status = 'WORKFLOW_TASK_IN_PROGRESS'
+    AND e.phase IN {_RUNNING}""",
+]
+
+
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _V4:
+        con.execute(statement)
+    # Workflows recorded before versions existed: their current document is their first version
+    # (their executions' versions are unknown and stay NULL).
+    from .values import document_hash
+
+    for wf_id, name, version, document, spec, created in con.execute(
+        "SELECT id, name, version, document, spec, created_at FROM workflows"
+    ).fetchall():
+        con.execute(
+            "INSERT INTO workflow_versions VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [document_hash(json.loads(document)), wf_id, name, version, document, spec, created],
+        )
+
+
+_MIGRATIONS: dict[int, list[str] | Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _V1,
+    2: _V2,
+    3: _V3,
+    4: _v4,
+}
 """Version N's steps take a file from version N-1 to N."""
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from .schema import EXECUTION_COLUMNS, TASK_UPDATE_COLUMNS
+from .schema import EVENT_COLUMNS, EXECUTION_COLUMNS, TASK_UPDATE_COLUMNS
 from .values import dumps
 
 __all__ = ["Writer", "WriterStats"]
@@ -32,13 +32,14 @@ _TASK_COLUMNS = [c for c in TASK_UPDATE_COLUMNS if c != "recorded_at"]
 
 
 @functools.cache
-def _schemas() -> tuple[Any, Any]:
-    """Arrow schemas of execution and task-update batches (built on the first commit)."""
+def _schemas() -> tuple[Any, Any, Any]:
+    """Arrow schemas of execution, task-update and event batches (built on the first commit)."""
     import pyarrow as pa
 
     def arrow_type(sql_type: str) -> Any:
         return {
             "VARCHAR": pa.string(),
+            "VARCHAR[]": pa.list_(pa.string()),
             "JSON": pa.string(),  # JSON text; DuckDB casts it on insert
             "INTEGER": pa.int32(),
             "BOOLEAN": pa.bool_(),
@@ -47,7 +48,8 @@ def _schemas() -> tuple[Any, Any]:
 
     executions = pa.schema([(c, arrow_type(k)) for c, k in EXECUTION_COLUMNS.items()])
     tasks = pa.schema([(c, arrow_type(TASK_UPDATE_COLUMNS[c])) for c in _TASK_COLUMNS])
-    return executions, tasks
+    events = pa.schema([(c, arrow_type(k)) for c, k in EVENT_COLUMNS.items()])
+    return executions, tasks, events
 
 
 # A batch crosses into DuckDB as one Arrow table (the column types above, JSON as text), the
@@ -63,6 +65,10 @@ _EXECUTION_UPDATE = (
 _TASK_INSERT = (
     f"INSERT INTO task_updates ({', '.join(_TASK_COLUMNS)}, recorded_at) SELECT *, now() FROM _batch"
 )
+_EVENT_INSERT = (
+    f"INSERT INTO execution_events ({', '.join(EVENT_COLUMNS)}, recorded_at) SELECT *, now() FROM _batch"
+)
+_EVENT_JSON = [c for c, kind in EVENT_COLUMNS.items() if kind.startswith("JSON")]
 _EXECUTION_JSON = [c for c, kind in EXECUTION_COLUMNS.items() if kind.startswith("JSON")]
 _TASK_JSON = [c for c, kind in TASK_UPDATE_COLUMNS.items() if kind.startswith("JSON")]
 
@@ -98,7 +104,7 @@ class WriterStats:
 
 @dataclass
 class _Op:
-    kind: str  # "sql" | "insert_execution" | "update_execution" | "tasks" | "barrier"
+    kind: str  # "sql" | "insert_execution" | "update_execution" | "tasks" | "events" | "barrier"
     future: Future[None]
     sql: str = ""
     params: Any = None
@@ -138,6 +144,11 @@ class Writer:
     def insert_task_updates(self, rows: list[dict[str, Any]]) -> Future[None]:
         """Append task transitions (the caller writes each (execution_id, seq) once)."""
         return self._submit(_Op("tasks", Future(), rows=[_task_tuple(r) for r in rows]))
+
+    def insert_events(self, rows: list[dict[str, Any]]) -> Future[None]:
+        """Append lifecycle events (``execution_events``)."""
+        encoded = [tuple(_encode(r, _EVENT_JSON).get(c) for c in EVENT_COLUMNS) for r in rows]
+        return self._submit(_Op("events", Future(), rows=encoded))
 
     def barrier(self) -> Future[None]:
         """A future that resolves once everything submitted before it is committed."""
@@ -236,6 +247,7 @@ class Writer:
         inserts: dict[str, dict[str, Any]] = {}
         updates: dict[str, dict[str, Any]] = {}
         tasks: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
         statements = 0
         con.execute("BEGIN TRANSACTION")
         for op in batch:
@@ -249,13 +261,17 @@ class Writer:
                 (inserts if op.row["id"] in inserts else updates)[op.row["id"]] = op.row
             elif op.kind == "tasks":
                 tasks.extend(op.rows)
-        execution_schema, task_schema = _schemas()
+            elif op.kind == "events":
+                events.extend(op.rows)
+        execution_schema, task_schema, event_schema = _schemas()
         if inserts:
             self._execute_with(_EXECUTION_INSERT, list(inserts.values()), execution_schema)
         if updates:
             self._execute_with(_EXECUTION_UPDATE, list(updates.values()), execution_schema)
         if tasks:
             self._execute_with(_TASK_INSERT, tasks, task_schema)
+        if events:
+            self._execute_with(_EVENT_INSERT, events, event_schema)
         con.execute("COMMIT")
         self.stats.statements += statements
         self.stats.execution_rows += len(inserts) + len(updates)

@@ -222,6 +222,7 @@ class InvokeWorkflowExecutionWorkflow:
                 started_at=outcome.started_at,
                 completed_at=outcome.completed_at or workflow.now().isoformat(),
                 runner_workflow_id=outcome.runner_workflow_id or dsl_workflow_id(self._execution_id),
+                checkpoint=outcome.checkpoint,
             )
         )
         return outcome

@@ -11,6 +11,10 @@ __all__ = [
     "INVOKE_WORKFLOW",
     "LOAD_CONTEXT_ACTIVITY",
     "MEMO_ACTIVITY_QUEUE",
+    "APPROVAL_EVENT",
+    "PAUSE_SIGNAL",
+    "RESUME_SIGNAL",
+    "STEERING_QUERY",
     "CHILD_PROGRESS_SIGNAL",
     "PROGRESS_SIGNAL",
     "SCHEDULED_WORKFLOW",
@@ -43,6 +47,18 @@ CHILD_PROGRESS_SIGNAL = "ReportChildProgress"
 """Signal carrying a ``run: workflow`` child's transitions to its parent DSL workflow."""
 
 CONTEXT_UPDATE = "GetExecutionContext"
+
+PAUSE_SIGNAL = "PauseExecution"
+"""Signal on ``ExecuteServerlessWorkflow``: stop at the next task boundary."""
+
+RESUME_SIGNAL = "ResumeExecution"
+"""Signal on ``ExecuteServerlessWorkflow``: go on after a pause."""
+
+STEERING_QUERY = "GetSteering"
+"""Query on ``ExecuteServerlessWorkflow``: pause state and approvals awaited (``SteeringState``)."""
+
+APPROVAL_EVENT = "ai.stigmer.approval"
+"""CloudEvent type of a person's decision; a ``listen`` for exactly this type is an approval task."""
 """Update on the invoke workflow answering a runner's request for execution context."""
 
 SCHEDULED_WORKFLOW = "stigmer/workflow-execution/scheduled"

@@ -18,11 +18,13 @@ __all__ = [
     "FindDocumentInput",
     "ScheduledInput",
     "InvokeInput",
+    "LifecycleNote",
     "LoadContextInput",
     "ProgressBatch",
     "ProgressEvent",
     "RunLimits",
     "StatusUpdate",
+    "SteeringState",
     "TaskTransition",
 ]
 
@@ -58,6 +60,16 @@ class TaskTransition:
 
 
 @dataclass(frozen=True)
+class LifecycleNote:
+    """Something that happened to the run rather than to a task (``execution_events``)."""
+
+    kind: str
+    """``pause_requested``, ``resume_requested``, ``retrying``, ``event_received``,
+    ``approval_requested``, ``approval_given`` …"""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ProgressEvent:
     """One ordered report from the runner: a task transition or an execution phase change."""
 
@@ -67,6 +79,7 @@ class ProgressEvent:
     """ISO 8601 time of the transition (workflow time)."""
     phase: str | None = None
     task: TaskTransition | None = None
+    note: LifecycleNote | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,8 @@ class StatusUpdate:
     completed_at: str | None = None
     temporal_workflow_id: str | None = None
     runner_workflow_id: str | None = None
+    checkpoint: dict[str, Any] | None = None
+    """Where a failed run can be recovered from (see ``FailureDetail.checkpoint``)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,7 @@ class ExecutionOutcome:
     runner_workflow_id: str | None = None
     events: list[ProgressEvent] = field(default_factory=list)
     """Progress not shipped by signal (the tail), applied with the final status."""
+    checkpoint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,9 @@ class ExecutionContext:
     """Non-secret runtime environment values."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Secret runtime environment values (sealed by the payload codec on the wire)."""
+    resume: dict[str, Any] | None = None
+    """Set on a recovery: the checkpoint of the failed execution to start from (``index`` is the
+    failed task's position in this execution's document)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +208,8 @@ class Continuation:
     relayed: dict[str, int] = field(default_factory=dict)
     runs: int = 1
     """Runs of this execution's DSL workflow so far."""
+    paused: bool = False
+    """A pause asked for and not resumed yet."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +234,8 @@ class DSLInput:
     """``run: workflow`` nesting of this run."""
     continuation: Continuation | None = None
     """Set on a run that continued as new: where the previous run stopped."""
+    resume: dict[str, Any] | None = None
+    """Set on a recovery: start at top-level task ``index`` with ``data`` and ``context``."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +262,9 @@ class FailureDetail:
     """RFC 7807 problem details (``type``, ``status``, ``title``, ``detail``, ``instance`` …)."""
     last_seq: int = 0
     events: list[ProgressEvent] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+    """A failed DSL run: the top-level task it failed in, with that task's input and the
+    ``$context`` then (``{"task", "index", "data", "context"}``), for ``execution.recover()``."""
 
     def error(self, message: str, *, type: str, non_retryable: bool = True) -> Any:
         """This detail as the ``ApplicationError`` to raise."""
@@ -263,7 +289,9 @@ class FailureDetail:
             return first
         if not isinstance(first, dict):
             return None
-        if set(first) <= {"problem", "last_seq", "events"} and isinstance(first.get("problem"), dict):
+        if set(first) <= {"problem", "last_seq", "events", "checkpoint"} and isinstance(
+            first.get("problem"), dict
+        ):
             return value_to_type(FailureDetail, first)
         rest = error.details[1:]
         last_seq = rest[0] if rest and isinstance(rest[0], int) else 0
@@ -303,3 +331,15 @@ class FindDocumentInput:
     name: str
     namespace: str | None = None
     version: str | None = None
+
+
+@dataclass(frozen=True)
+class SteeringState:
+    """Answer of the DSL run's ``GetSteering`` query: pause state and approvals awaited."""
+
+    paused: bool = False
+    """A pause is asked for (the run stops, or has stopped, at its next task boundary)."""
+    stopped: bool = False
+    """The run is stopped between two tasks right now."""
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    """Approval tasks waiting: ``{task_id, name, reference, prompt}`` each."""

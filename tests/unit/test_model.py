@@ -22,6 +22,9 @@ def test_enum_names_and_numbers_are_stigmers() -> None:
         ("EXECUTION_COMPLETED", 3),
         ("EXECUTION_FAILED", 4),
         ("EXECUTION_CANCELLED", 5),
+        # Ours, past Stigmer's numbers (its runner has no real pause and no terminate).
+        ("EXECUTION_PAUSED", 6),
+        ("EXECUTION_TERMINATED", 7),
     ]
     assert [(s.name, s.value) for s in WorkflowTaskStatus][1:] == [
         ("WORKFLOW_TASK_PENDING", 1),
@@ -40,6 +43,7 @@ def test_terminal_phases() -> None:
         ExecutionPhase.EXECUTION_COMPLETED,
         ExecutionPhase.EXECUTION_FAILED,
         ExecutionPhase.EXECUTION_CANCELLED,
+        ExecutionPhase.EXECUTION_TERMINATED,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...temporal.names import APPROVAL_EVENT
 from ..document import pointer_join
 from ..model import ForeachSpec, ListenSpec
 from ..problems import WorkflowProblem
@@ -40,8 +41,29 @@ def check(c: Checker, pointer: str, body: Mapping[str, Any], scope: Scope) -> Li
     spec = spec or {}
     to = spec.get("to")
     return ListenSpec(
-        to=to if isinstance(to, Mapping) else {}, read=str(spec.get("read", "data")), foreach=foreach
+        to=to if isinstance(to, Mapping) else {},
+        read=str(spec.get("read", "data")),
+        foreach=foreach,
+        approval=is_approval(body),
     )
+
+
+def is_approval(body: Mapping[str, Any]) -> bool:
+    """An approval task: a ``listen`` to ``one`` event of type ``ai.stigmer.approval``.
+
+    Its decision arrives as that event, with data ``{approved: bool, comment, by}``; the task's
+    output is ``[data]`` (``output: {as: '${ .[0] }'}`` keeps the decision itself), and an
+    optional ``metadata.prompt`` (``${}`` allowed) says what is asked.
+    """
+    listen = body.get("listen")
+    to = listen.get("to") if isinstance(listen, Mapping) else None
+    one = to.get("one") if isinstance(to, Mapping) else None
+    with_ = one.get("with") if isinstance(one, Mapping) else None
+    return isinstance(with_, Mapping) and with_.get("type") == APPROVAL_EVENT
+
+
+def _kind(body: Mapping[str, Any]) -> str:
+    return "listen:approval" if is_approval(body) else "listen"
 
 
 def _foreach(c: Checker, pointer: str, spec: Any, scope: Scope) -> ForeachSpec | None:
@@ -73,7 +95,24 @@ async def run(step: Step) -> Outcome:
     if engine.events is None:
         raise WorkflowProblem.of("configuration", "listen is not available here", instance=step.ref)
     spec: ListenSpec = step.task.spec
-    consumed = await engine.events.listen(spec.to, step.data, step.args, step.ref, engine)
+    steering = engine.steering if spec.approval else None
+    if steering is not None:
+        metadata = step.task.definition.get("metadata")
+        prompt = metadata.get("prompt") if isinstance(metadata, Mapping) else None
+        steering.awaiting(step.run.task_id, step.task.name, step.ref, step.value(prompt))
+    to = spec.to
+    if spec.approval:
+        # Decisions name the task run they answer (their `subject`), so that two approvals
+        # waiting side by side each take their own.
+        one = dict(to["one"])
+        to = {**to, "one": {**one, "with": {**one["with"], "subject": step.run.task_id}}}
+    try:
+        consumed = await engine.events.listen(to, step.data, step.args, step.ref, engine)
+    finally:
+        if steering is not None:
+            steering.approvals.pop(step.run.task_id, None)
+    if steering is not None and consumed:
+        steering.decided(step.run.task_id, consumed[0].get("data"))
     foreach = spec.foreach
     out = []
     for index, event in enumerate(consumed):
@@ -121,4 +160,4 @@ def from_stigmer(t: SpecTask) -> dict[str, Any] | None:
     return {"listen": {"to": strategy}}
 
 
-TYPE = TaskType("listen", ("listen", "foreach"), check, run, {"LISTEN": from_stigmer})
+TYPE = TaskType("listen", ("listen", "foreach"), check, run, {"LISTEN": from_stigmer}, kind_of=_kind)
