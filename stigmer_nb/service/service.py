@@ -14,6 +14,7 @@ from ..dsl.document import MAX_DEPTH, check_nesting, too_deep
 from ..errors import (
     AlreadyExistsError,
     ExecutionStartError,
+    ExecutionStateError,
     InputTooLargeError,
     InvalidInputError,
     NotFoundError,
@@ -123,7 +124,7 @@ def resume_point(failed: ExecutionRecord, document: Mapping[str, Any]) -> dict[s
             if failed.phase != ExecutionPhase.EXECUTION_FAILED
             else "it failed outside its tasks (its input, output or the document itself)"
         )
-        raise InvalidInputError(f"execution {failed.id} cannot be recovered: {reason}; re-run it instead")
+        raise ExecutionStateError(f"execution {failed.id} cannot be recovered: {reason}; re-run it instead")
     names = [next(iter(t)) for t in document.get("do") or [] if isinstance(t, Mapping) and t]
     task = checkpoint.get("task")
     if task not in names:
@@ -623,6 +624,12 @@ class Service:
             parent = tasks.get(state.parent_id) if state.parent_id else None
             state.depth = parent.depth + 1 if parent else 0
             tasks[state.task_id] = state
+        # Lifecycle notes and phase changes are progress too: their seqs count as merged.
+        noted = self.store.rows(
+            "SELECT max(seq) FROM execution_events WHERE execution_id = ?", [execution_id]
+        )
+        if noted and noted[0][0] is not None:
+            record.last_seq = max(record.last_seq, int(noted[0][0]))
         return record, tasks
 
     def _read_record(self, execution_id: str) -> ExecutionRecord:

@@ -148,3 +148,46 @@ def test_run_workflow_is_a_child_the_remote_runner_runs_with_its_tasks_under_the
 
     found = lab._check().call(children())
     assert found == [f"{run_id}/{delegate['task_id']}"]
+
+
+STEERED = """
+document: {dsl: '1.0.0', namespace: tests, name: remote-steered, version: '1.0.0'}
+do:
+  - first: {set: {n: '${ .n }'}}
+  - nap: {wait: {milliseconds: 300}}
+  - review:
+      listen: {to: {one: {with: {type: ai.stigmer.approval}}}}
+      output: {as: '${ {n: $context.n, approved: .[0].approved} }'}
+      export: {as: '${ $context }'}
+  - check: {set: {n: '${ if .approved then .n / .divisor else 0 end }', divisor: '${ .divisor }'}}
+"""
+
+
+def test_pause_approve_terminate_and_recover_reach_a_remote_runner(remote_lab: tuple[Lab, Any]) -> None:
+    lab, _ = remote_lab
+    doc = STEERED.replace(
+        "- first: {set: {n: '${ .n }'}}", "- first: {set: {n: '${ .n }'}, export: {as: '${ {n: .n} }'}}"
+    )
+    execution = lab.run(doc, input={"n": 8})
+    execution.wait(30, until="in_progress")
+    execution.pause()
+    execution.wait(30, until="paused")
+    assert "review" not in set(execution.tasks["name"])
+    execution.resume()
+    execution.wait(30, until="approval")
+    assert list(lab.pending_approvals()["execution_id"]) == [execution.id]
+    execution.approve("go")
+    execution.wait(60)
+    # .divisor is null: jq's division by null fails the last task, after the approval.
+    assert execution.phase == "EXECUTION_FAILED"
+    assert execution.record.checkpoint["task"] == "check"
+    fixed = doc.replace("'${ .divisor }'", "2").replace(".n / .divisor", ".n / 2")
+    recovered = execution.recover(document=fixed).wait(60)
+    assert recovered.phase == "EXECUTION_COMPLETED", recovered.error
+    assert recovered.output == {"n": 4, "divisor": 2}
+    assert list(recovered.tasks["name"]) == ["check"]
+    stopped = lab.run(doc, input={"n": 1})
+    stopped.wait(30, until="approval")
+    stopped.terminate("not needed")
+    assert stopped.wait(30).phase == "EXECUTION_TERMINATED"
+    assert stopped.tasks.set_index("name").loc["review", "status"] == "WORKFLOW_TASK_FAILED"
