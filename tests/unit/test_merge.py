@@ -132,3 +132,75 @@ def test_secrets_are_redacted_everywhere() -> None:
     )
     assert result.task_rows[0]["output"] == {"token": "***"}
     assert isinstance(tasks["a"], TaskState) and tasks["a"].output == {"token": "***"}
+
+
+def test_phase_changes_and_run_notes_become_lifecycle_rows() -> None:
+    from stigmer_nb.temporal.types import LifecycleNote
+
+    rec, tasks = record(), {}
+    result = merge_status(
+        rec,
+        tasks,
+        StatusUpdate(
+            "wex-1",
+            events=[
+                ProgressEvent(seq=1, at=T0, phase="EXECUTION_IN_PROGRESS"),
+                ProgressEvent(seq=2, at=T0, note=LifecycleNote("pause_requested", {"reason": "token abc"})),
+                ProgressEvent(seq=3, at=T1, phase="EXECUTION_PAUSED"),
+                ProgressEvent(seq=4, at=T1, note=LifecycleNote("resume_requested", {})),
+                ProgressEvent(seq=5, at=T2, phase="EXECUTION_IN_PROGRESS"),
+            ],
+        ),
+        secrets=("abc",),
+    )
+    rows = [(r["seq"], r["kind"]) for r in result.event_rows]
+    assert rows == [
+        (1, "started"),
+        (2, "pause_requested"),
+        (3, "paused"),
+        (4, "resume_requested"),
+        (5, "resumed"),
+    ]
+    assert result.event_rows[1]["detail"] == {"reason": "token ***"}  # secrets redacted like task values
+    done = merge_status(rec, tasks, StatusUpdate("wex-1", phase="EXECUTION_COMPLETED"))
+    assert [(r["seq"], r["kind"]) for r in done.event_rows] == [(None, "completed")]
+    assert merge_status(rec, tasks, StatusUpdate("wex-1", phase="EXECUTION_FAILED")).event_rows == []
+
+
+def test_terminated_closes_open_tasks_with_the_reason() -> None:
+    rec, tasks = record(), {}
+    merge_status(
+        rec,
+        tasks,
+        StatusUpdate(
+            "wex-1",
+            events=[
+                task_event(1, "a", "WORKFLOW_TASK_IN_PROGRESS", T0),
+                task_event(2, "a", "WORKFLOW_TASK_COMPLETED", T0),
+                task_event(3, "b", "WORKFLOW_TASK_IN_PROGRESS", T1),
+            ],
+        ),
+    )
+    error = {"title": "Terminated", "detail": "terminated: stop"}
+    result = merge_status(
+        rec, tasks, StatusUpdate("wex-1", phase="EXECUTION_TERMINATED", error=error, completed_at=T2)
+    )
+    assert [(r["seq"], r["task_id"], r["status"]) for r in result.task_rows] == [
+        (4, "b", "WORKFLOW_TASK_FAILED")
+    ]
+    assert tasks["b"].error == error and tasks["b"].duration_ms == 1500.0
+    assert tasks["a"].status == "WORKFLOW_TASK_COMPLETED"
+    assert result.became_terminal and rec.last_seq == 4
+    assert result.event_rows[0]["detail"] == {"phase": "EXECUTION_TERMINATED", "reason": "terminated: stop"}
+
+
+def test_a_failed_runs_checkpoint_is_kept_and_redacted() -> None:
+    rec, tasks = record(), {}
+    checkpoint = {"task": "b", "index": 1, "data": {"k": "abc"}, "context": {}}
+    merge_status(
+        rec,
+        tasks,
+        StatusUpdate("wex-1", phase="EXECUTION_FAILED", error={"title": "x"}, checkpoint=checkpoint),
+        secrets=("abc",),
+    )
+    assert rec.checkpoint == {"task": "b", "index": 1, "data": {"k": "***"}, "context": {}}

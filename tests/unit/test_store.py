@@ -159,3 +159,57 @@ def test_a_history_under_a_file_is_a_history_error(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(HistoryError, match="cannot create the folder of history file"):
         HistoryStore(tmp_path / "a-file" / "h.duckdb")
+
+
+def test_a_version_3_file_migrates_to_versions_tags_and_the_lifecycle_log(tmp_path: Path) -> None:
+    import json
+
+    import duckdb
+
+    from stigmer_nb.store import schema
+    from stigmer_nb.store.values import document_hash
+
+    path = tmp_path / "v3.duckdb"
+    con = duckdb.connect(str(path))
+    for version in (1, 2, 3):
+        for statement in schema._MIGRATIONS[version]:  # type: ignore[union-attr]
+            con.execute(statement)
+        con.execute("INSERT INTO schema_info VALUES (?, now())", [version])
+    doc = {"document": {"name": "old", "version": "1.0.0"}, "do": [{"a": {"set": {}}}]}
+    con.execute(
+        "INSERT INTO workflows VALUES ('wfl-1', 'old', 'old', 'ns', '1.0.0', '', ?, NULL, NULL, now(), now())",
+        [json.dumps(doc)],
+    )
+    con.execute(
+        "INSERT INTO workflow_executions (id, name, slug, workflow_id, workflow_instance_id, workflow_name, "
+        "phase, created_at, updated_at) VALUES ('wex-1', 'e', 'e', 'wfl-1', 'win-1', 'old', "
+        "'EXECUTION_COMPLETED', now(), now())"
+    )
+    con.close()
+    store = HistoryStore(path)
+    try:
+        assert store.rows("SELECT max(version) FROM schema_info")[0][0] == SCHEMA_VERSION == 4
+        assert store.rows("SELECT document_hash, workflow_name FROM workflow_versions") == [
+            (document_hash(doc), "old")
+        ]
+        assert store.rows("SELECT document_hash, tags, batch_id FROM workflow_executions") == [
+            (None, None, None)
+        ]
+        assert store.rows("SELECT executions, failure_rate FROM version_failure_rates") == [(0, None)]
+        assert store.rows("SELECT count(*) FROM pending_approvals") == [(0,)]
+        assert store.writer is not None
+        store.writer.insert_events(
+            [{"execution_id": "wex-1", "seq": None, "kind": "rerun", "detail": {"x": 1}, "occurred_at": NOW}]
+        ).result(10)
+        assert store.rows("SELECT kind, detail FROM execution_events") == [("rerun", '{"x":1}')]
+    finally:
+        store.close()
+
+
+def test_document_hash_ignores_key_order() -> None:
+    from stigmer_nb.store.values import document_hash
+
+    assert document_hash({"a": 1, "b": [1, {"c": 2, "d": 3}]}) == document_hash(
+        {"b": [1, {"d": 3, "c": 2}], "a": 1}
+    )
+    assert document_hash({"a": 1}) != document_hash({"a": 2})
