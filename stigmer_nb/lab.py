@@ -754,10 +754,13 @@ class Lab:
         phase: Any = None,
         since: Any = None,
         limit: int | None = None,
+        tag: str | None = None,
+        batch: str | None = None,
     ) -> pd.DataFrame:
         """Executions, newest first; only ``workflow``'s (name, slug or id), in ``phase``
-        (``"completed"``, ``"running"``, a list, …), created since ``since`` (``"1h"``, a datetime)."""
-        where, params = self._history_filters(workflow, phase, since, "created_at")
+        (``"completed"``, ``"running"``, a list, …), created since ``since`` (``"1h"``, a datetime),
+        tagged ``tag``, or started by ``lab.map`` batch ``batch`` (its id)."""
+        where, params = self._history_filters(workflow, phase, since, "created_at", tag=tag, batch=batch)
         sql = f"SELECT * FROM workflow_executions{where} ORDER BY created_at DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -771,11 +774,14 @@ class Lab:
         phase: Any = None,
         status: str | None = None,
         since: Any = None,
+        tag: str | None = None,
     ) -> pd.DataFrame:
         """Task runs (current state and durations) of one execution or all; filters as in
-        ``history`` (``phase`` is the execution's), ``status`` the task's (``"failed"``, …), and
-        ``since`` when the task started."""
-        where, params = self._history_filters(workflow, phase, since, "started_at", alias="t", join="e")
+        ``history`` (``phase`` and ``tag`` are the execution's), ``status`` the task's
+        (``"failed"``, …), and ``since`` when the task started."""
+        where, params = self._history_filters(
+            workflow, phase, since, "started_at", alias="t", join="e", tag=tag
+        )
         clauses = [where.removeprefix(" WHERE ")] if where else []
         if execution_id:
             clauses.append("t.execution_id = ?")
@@ -785,7 +791,7 @@ class Lab:
             clauses.append("t.status = ?")
             params.append(name if name.startswith("WORKFLOW_TASK_") else f"WORKFLOW_TASK_{name}")
         sql = "SELECT t.* FROM task_states t"
-        if workflow is not None or phase is not None:
+        if workflow is not None or phase is not None or tag is not None:
             sql += " JOIN workflow_executions e ON e.id = t.execution_id"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -826,6 +832,8 @@ class Lab:
         *,
         alias: str = "",
         join: str = "",
+        tag: str | None = None,
+        batch: str | None = None,
     ) -> tuple[str, list[Any]]:
         """``WHERE`` clause and parameters for the workflow / phase / since filters."""
         from .analytics import normalise_phases, parse_since
@@ -845,4 +853,10 @@ class Lab:
         if start is not None:
             clauses.append(f"{timed}{time_column} >= ?")
             params.append(start)
+        if tag is not None:
+            clauses.append(f"list_contains({owner}tags, ?)")
+            params.append(str(tag))
+        if batch is not None:
+            clauses.append(f"{owner}batch_id = ?")
+            params.append(str(batch))
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

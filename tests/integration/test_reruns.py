@@ -159,3 +159,14 @@ def test_map_refuses_a_bad_input_before_starting_any(lab: Lab) -> None:
     with pytest.raises(InvalidInputError, match="every tag"):
         lab.map(doc, [{}], tags=["ok", ""])
     assert len(lab.history()) == 0
+
+
+def test_history_and_tasks_filter_by_tag_and_batch(lab: Lab) -> None:
+    doc = "document: {dsl: '1.0.0', namespace: tests, name: tagged, version: '1.0.0'}\ndo:\n  - a: {set: {}}\n"
+    lab.run(doc, tags=["alpha"]).wait(30)
+    batch = lab.map(doc, [{}, {}], tags=["beta"]).wait(30)
+    assert len(lab.history(tag="alpha")) == 1
+    assert len(lab.history(tag="beta")) == 2
+    assert set(lab.history(batch=batch.id)["id"]) == {e.id for e in batch}
+    assert len(lab.tasks(tag="beta")) == 2
+    assert list(lab.history(tag="alpha")["tags"][0]) == ["alpha"]
