@@ -18,6 +18,7 @@ __all__ = [
     "current",
     "Lab",
     "Execution",
+    "Batch",
     "Settings",
     # resources
     "ExecutionPhase",
@@ -36,6 +37,7 @@ _LAZY = {
     "current": ".session",
     "Lab": ".lab",
     "Execution": ".lab",
+    "Batch": ".batch",
     "Settings": ".settings",
     "ExecutionPhase": ".model",
     "WorkflowTaskStatus": ".model",
@@ -45,6 +47,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .batch import Batch
     from .errors import DSLValidationError, StigmerError
     from .lab import Execution, Lab
     from .model import ExecutionPhase, WorkflowTaskKind, WorkflowTaskStatus

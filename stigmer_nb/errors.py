@@ -271,7 +271,6 @@ class ExecutionTimeoutError(StigmerError, TimeoutError):
     """``Execution.wait(timeout=...)`` returned before the execution finished."""
 
     def __init__(self, execution_id: str, timeout: float, phase: str) -> None:
-        super().__init__(
-            f"execution {execution_id} is still {phase} after {timeout:g}s; wait longer, or call .cancel()"
-        )
+        hint = "call .resume()" if phase == "EXECUTION_PAUSED" else "wait longer, or call .cancel()"
+        super().__init__(f"execution {execution_id} is still {phase} after {timeout:g}s; {hint}")
         self.execution_id = execution_id

@@ -25,7 +25,6 @@ from .errors import (
     InvalidInputError,
     LabStateError,
     StigmerError,
-    TemporalUnreachableError,
 )
 from .model import ExecutionRecord
 from .runner.execute import ServiceContext
@@ -35,6 +34,7 @@ from .session import astart, current, forget, start
 from .settings import Settings
 from .store import HistoryStore
 from .temporal.codec import SecretValues
+from .temporal.connect import connect_client
 from .temporal.converter import sealing_converter
 from .temporal.creator import InvokeWorkflowCreator
 from .temporal.names import invoke_workflow_id
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .batch import Batch
     from .versions import VersionDiff
 
-__all__ = ["Execution", "Lab", "astart", "current", "start"]
+__all__ = ["Execution", "Lab", "astart", "connect_client", "current", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +89,6 @@ def _json_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
             except orjson.JSONDecodeError:
                 df[col] = [json.loads(v) if isinstance(v, str) else None for v in values]
     return df
-
-
-async def connect_client(target: str, settings: Settings, converter: Any) -> Client:
-    """A client for ``target``; a clear error (not a hang) when nothing answers."""
-    try:
-        client = await asyncio.wait_for(
-            Client.connect(target, namespace=settings.namespace, data_converter=converter),
-            timeout=settings.connect_timeout,
-        )
-    except TimeoutError:
-        raise TemporalUnreachableError(target, settings.connect_timeout) from None
-    except Exception as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TemporalUnreachableError(target, settings.connect_timeout, cause) from None
-    return client
 
 
 class Execution:
@@ -189,6 +174,29 @@ class Execution:
     def document_hash(self) -> str | None:
         """The content hash of the document version it runs (``lab.versions(name)``)."""
         return self.record.document_hash
+
+    @property
+    def tags(self) -> list[str]:
+        """The tags it was started with."""
+        return list(self.record.tags)
+
+    @property
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Where ``recover()`` would start, once it failed: the failed top-level task, its input
+        and ``$context``; None otherwise."""
+        return self.record.checkpoint
+
+    @property
+    def rerun_of(self) -> Execution | None:
+        """The execution this one re-runs, if it is a re-run."""
+        record = self.record
+        return Execution(self._lab, record.rerun_of_id) if record.rerun_of_id else None
+
+    @property
+    def recovered_from(self) -> Execution | None:
+        """The failed execution this one recovers, if it is a recovery."""
+        record = self.record
+        return Execution(self._lab, record.recovered_from_id) if record.recovered_from_id else None
 
     def wait(self, timeout: float | None = None, *, until: str | None = None) -> Execution:
         """Block until it finishes; ``ExecutionTimeoutError`` after ``timeout`` seconds.

@@ -187,22 +187,24 @@ class StigmerMagics(Magics):
         parser.add_argument("--phase", help="completed, failed, cancelled, running, …")
         parser.add_argument("--since", help="an age (15min, 2h, 7d) or an ISO time")
         parser.add_argument("--limit", type=int, help="newest N executions")
+        parser.add_argument("--tag", help="only executions with this tag")
         args = parser.parse(line)
         if args is None:
             return None
         return _require_lab().history(
-            workflow=args.workflow, phase=args.phase, since=args.since, limit=args.limit
+            workflow=args.workflow, phase=args.phase, since=args.since, limit=args.limit, tag=args.tag
         )
 
     # --- %%stigmer_run -------------------------------------------------------------------------
 
     @cell_magic
     def stigmer_run(self, line: str, cell: str) -> Any:
-        """Run the cell (a workflow document in YAML): ``%%stigmer_run [--input JSON] [--name N]``.
-        ``--input`` also takes the name of a variable holding the input."""
+        """Run the cell (a workflow document in YAML): ``%%stigmer_run [--input JSON] [--name N]
+        [--tag T ...]``. ``--input`` also takes the name of a variable holding the input."""
         parser = _Parser("%%stigmer_run")
         parser.add_argument("--input", help="the input as JSON, or the name of a variable")
         parser.add_argument("--name", help="execution name (unique)")
+        parser.add_argument("--tag", action="append", help="a tag (repeat for more)")
         args = parser.parse(line)
         if args is None:
             return None
@@ -211,7 +213,7 @@ class StigmerMagics(Magics):
                 "%%stigmer_run: the cell is empty; write the workflow document (YAML) below the magic"
             )
         lab = _require_lab()
-        return lab.run(cell, input=self._input(args.input), name=args.name)
+        return lab.run(cell, input=self._input(args.input), name=args.name, tags=args.tag)
 
     def _input(self, text: str | None) -> Any:
         if text is None:

@@ -15,11 +15,14 @@ __all__ = ["VersionDiff", "diff", "versions"]
 
 
 def versions(lab: Lab, workflow: str) -> pd.DataFrame:
-    """``workflow``'s versions, oldest first: hash, version, first seen, executions and outcomes,
-    failure rate, and which one is current."""
+    """``workflow``'s versions, oldest first: their number (1, 2, …), short and full hash, the
+    document's own ``version`` field, first seen, executions and outcomes, failure rate, and which
+    one is current."""
     wf = lab.service.get_workflow(workflow)
     df = lab.store.query(
-        "SELECT document_hash, version, first_seen_at, executions, finished, completed, failed, "
+        "SELECT row_number() OVER (ORDER BY first_seen_at, document_hash) AS number, "
+        "left(document_hash, 12) AS short_hash, document_hash, version, first_seen_at, "
+        "executions, finished, completed, failed, "
         "failure_rate, document_hash = ? AS current FROM version_failure_rates "
         "WHERE document_hash IN (SELECT document_hash FROM workflow_versions WHERE workflow_id = ?) "
         "ORDER BY first_seen_at, document_hash",

@@ -69,6 +69,12 @@ class Steering:
         detail = {"task_id": task_id, **{k: data.get(k) for k in ("approved", "comment", "by") if k in data}}
         self._reporter.note("approval_given", detail)
 
+    def withdrawn(self, task_id: str, why: str) -> None:
+        """The approval task ``task_id`` stopped waiting without a decision (timed out, cancelled,
+        its branch lost a race)."""
+        if self.approvals.pop(task_id, None) is not None:
+            self._reporter.note("approval_withdrawn", {"task_id": task_id, "reason": why})
+
     def state(self) -> SteeringState:
         """What the ``GetSteering`` query answers."""
         return SteeringState(

@@ -68,6 +68,9 @@ def test_recover_resumes_at_the_failed_task_with_its_recorded_input_and_context(
     assert rates[recovered.document_hash] == 0.0
     versions = lab.versions("pipeline")
     assert list(versions["current"]) == [False, True]
+    assert list(versions["number"]) == [1, 2]
+    assert list(versions["short_hash"]) == [failed.document_hash[:12], recovered.document_hash[:12]]
+    assert recovered.recovered_from.id == failed.id and failed.checkpoint["task"] == "parse"
     assert list(versions["executions"]) == [1, 1]
     diff = lab.diff("pipeline")
     assert "-      value: ${ .rows / 0 }" in diff and "+      value: ${ .rows * 10 }" in diff
@@ -162,7 +165,9 @@ def test_map_refuses_a_bad_input_before_starting_any(lab: Lab) -> None:
 
 
 def test_history_and_tasks_filter_by_tag_and_batch(lab: Lab) -> None:
-    doc = "document: {dsl: '1.0.0', namespace: tests, name: tagged, version: '1.0.0'}\ndo:\n  - a: {set: {}}\n"
+    doc = (
+        "document: {dsl: '1.0.0', namespace: tests, name: tagged, version: '1.0.0'}\ndo:\n  - a: {set: {}}\n"
+    )
     lab.run(doc, tags=["alpha"]).wait(30)
     batch = lab.map(doc, [{}, {}], tags=["beta"]).wait(30)
     assert len(lab.history(tag="alpha")) == 1

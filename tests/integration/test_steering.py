@@ -239,3 +239,39 @@ do:
 
 async def _count_runs(lab: Lab, workflow_id: str) -> int:
     return len([wf async for wf in lab.client.list_workflows(f"WorkflowId = '{workflow_id}'")])
+
+
+def test_a_paused_run_can_be_cancelled(lab: Lab) -> None:
+    execution = lab.run(STEPS)
+    execution.wait(10, until="in_progress")
+    execution.pause()
+    execution.wait(10, until="paused")
+    execution.cancel()
+    assert execution.wait(20).phase == "EXECUTION_CANCELLED"
+    assert kinds(execution)[-1] == "cancelled"
+    assert "second" not in set(execution.tasks["name"])
+    with pytest.raises(ExecutionStateError, match="it has ended"):
+        execution.resume()
+
+
+def test_an_approval_that_times_out_is_withdrawn(lab: Lab) -> None:
+    doc = """
+document: {dsl: '1.0.0', namespace: tests, name: expiring, version: '1.0.0'}
+do:
+  - guarded:
+      try:
+        - ask:
+            listen: {to: {one: {with: {type: ai.stigmer.approval}}}}
+            timeout: {after: {milliseconds: 300}}
+      catch:
+        errors: {with: {type: https://serverlessworkflow.io/spec/1.0.0/errors/timeout}}
+        do:
+          - escalate: {set: {escalated: true}}
+"""
+    execution = lab.run(doc).wait(30)
+    assert execution.output == {"escalated": True}
+    log = kinds(execution)
+    assert log.index("approval_requested") < log.index("approval_withdrawn")
+    withdrawn = execution.events.query("kind == 'approval_withdrawn'").iloc[0]["detail"]
+    assert withdrawn["reason"] == "timed out or cancelled"
+    assert execution.id not in set(lab.pending_approvals()["execution_id"])

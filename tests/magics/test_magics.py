@@ -100,8 +100,10 @@ def test_a_session_of_magics(
     assert isinstance(execution, Execution)
     assert execution.wait(30).output == {"greeting": "hi 2"} and execution.record.name == "first-run"
     run(shell, "params = {'n': 5}")
-    second = run(shell, f"%%stigmer_run --input params\n{HELLO}")
+    second = run(shell, f"%%stigmer_run --input params --tag demo --tag five\n{HELLO}")
     assert second.wait(30).output == {"greeting": "hi 5"}
+    assert second.record.tags == ["demo", "five"]
+    assert list(run(shell, "%stigmer history --tag five")["id"]) == [second.id]
 
     error, line = one_line(shell, f"%%stigmer_run --input {{oops\n{HELLO}", capsys)
     assert isinstance(error, UsageError) and "--input is not JSON" in line

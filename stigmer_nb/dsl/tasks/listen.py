@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from temporalio.exceptions import CancelledError
 
 from ...temporal.names import APPROVAL_EVENT
 from ..document import pointer_join
@@ -108,11 +111,14 @@ async def run(step: Step) -> Outcome:
         to = {**to, "one": {**one, "with": {**one["with"], "subject": step.run.task_id}}}
     try:
         consumed = await engine.events.listen(to, step.data, step.args, step.ref, engine)
-    finally:
+    except BaseException as exc:
         if steering is not None:
-            steering.approvals.pop(step.run.task_id, None)
-    if steering is not None and consumed:
-        steering.decided(step.run.task_id, consumed[0].get("data"))
+            stopped = isinstance(exc, asyncio.CancelledError | CancelledError)
+            why = "timed out or cancelled" if stopped else str(exc)
+            steering.withdrawn(step.run.task_id, why or type(exc).__name__)
+        raise
+    if steering is not None:
+        steering.decided(step.run.task_id, consumed[0].get("data") if consumed else None)
     foreach = spec.foreach
     out = []
     for index, event in enumerate(consumed):
