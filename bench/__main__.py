@@ -18,6 +18,7 @@ MODULES = [
     "bench.growth",
     "bench.waiting",
     "bench.cancel",
+    "bench.steering",
     "bench.hostile",
 ]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
