@@ -134,7 +134,7 @@ class Execution:
 
     @property
     def done(self) -> bool:
-        """True once COMPLETED, FAILED or CANCELLED."""
+        """True once COMPLETED, FAILED, CANCELLED or TERMINATED."""
         return self.record.phase.terminal
 
     @property
@@ -823,13 +823,15 @@ class Lab:
         workflow: str | None = None,
         phase: str | None = None,
         since: str | None = None,
+        tag: str | None = None,
         follow: bool = True,
     ) -> Any:
-        """The history dashboard: filters, a live executions table, charts, a task timeline."""
+        """The history dashboard: filters (workflow, phase, since, tag), a live executions table,
+        charts, a task timeline."""
         from .widgets.dashboard import Dashboard
 
         self._check()
-        return Dashboard(self, workflow=workflow, phase=phase, since=since, follow=follow)
+        return Dashboard(self, workflow=workflow, phase=phase, since=since, tag=tag, follow=follow)
 
     def _history_filters(
         self,

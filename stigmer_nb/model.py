@@ -44,7 +44,7 @@ class ExecutionPhase(IntEnum):
 
     @property
     def terminal(self) -> bool:
-        """True for COMPLETED, FAILED and CANCELLED."""
+        """True for COMPLETED, FAILED, CANCELLED and TERMINATED."""
         return self in _TERMINAL
 
 

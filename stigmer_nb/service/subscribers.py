@@ -28,7 +28,7 @@ class ExecutionSnapshot:
 
     @property
     def terminal(self) -> bool:
-        """True once COMPLETED, FAILED or CANCELLED."""
+        """True once COMPLETED, FAILED, CANCELLED or TERMINATED."""
         return self.record.phase.terminal
 
 

@@ -14,6 +14,10 @@ __all__ = [
     "execution_mimebundle",
     "render_execution",
     "view_for",
+    # batches
+    "BatchView",
+    "batch_view_for",
+    "render_batch",
     # history
     "Dashboard",
     # charts (PNG bytes)
@@ -36,6 +40,9 @@ _LAZY = {
     "execution_mimebundle": ".execution",
     "view_for": ".execution",
     "render_execution": ".render",
+    "BatchView": ".batch",
+    "batch_view_for": ".batch",
+    "render_batch": ".batch",
     "Dashboard": ".dashboard",
     "durations_png": ".charts",
     "phase_counts_png": ".charts",
@@ -49,6 +56,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .batch import BatchView, batch_view_for, render_batch
     from .charts import durations_png, phase_counts_png, throughput_png, timeline_png
     from .dashboard import Dashboard
     from .execution import ExecutionView, display_execution, execution_mimebundle, view_for

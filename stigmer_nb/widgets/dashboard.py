@@ -36,8 +36,18 @@ WINDOWS: list[tuple[str, str]] = [
     ("last 7 days", "7d"),
 ]
 """Time-window filter choices: label and ``since`` value ("" means no limit)."""
+_LIFECYCLE = (
+    "EXECUTION_PENDING",
+    "EXECUTION_IN_PROGRESS",
+    "EXECUTION_PAUSED",
+    "EXECUTION_COMPLETED",
+    "EXECUTION_FAILED",
+    "EXECUTION_CANCELLED",
+    "EXECUTION_TERMINATED",
+)
 _PHASE_CHOICES: list[tuple[str, str]] = [("all phases", ""), ("running", "running")] + [
-    (p.removeprefix("EXECUTION_").lower().replace("_", " "), p) for p in analytics.PHASES
+    (p.removeprefix("EXECUTION_").lower().replace("_", " "), p)
+    for p in sorted(analytics.PHASES, key=lambda p: (*_LIFECYCLE, p).index(p))
 ]
 _TABLE_ROWS = 50
 _MUTED = "color:#6b7280"
@@ -60,14 +70,33 @@ def _error_title(error: Any) -> str:
     return ""
 
 
+def _tags(value: Any) -> list[str]:
+    """A ``tags`` cell as a list (DuckDB hands a list over as an array, NULL as NA)."""
+    if isinstance(value, str):
+        return [value]
+    if value is None or value is pd.NA or isinstance(value, float):
+        return []
+    return [str(t) for t in value]
+
+
+def _tag_chips(tags: list[str]) -> str:
+    return "".join(
+        "<span class='stigmer-tag' style='background:#eef2ff;color:#3730a3;border-radius:8px;"
+        f"padding:0 6px;margin-right:3px;font-size:11px;white-space:nowrap'>{html.escape(t)}</span>"
+        for t in tags
+    )
+
+
 def executions_table_html(executions: pd.DataFrame, *, rows: int = _TABLE_ROWS) -> str:
-    """HTML table of the newest ``rows`` executions: name and id, workflow, phase, start, duration."""
+    """HTML table of the newest ``rows`` executions: name and id, workflow, phase, tags, start,
+    duration, error."""
     if executions.empty:
         return f"<div style='{_MUTED}'>no executions match these filters</div>"
     durations = analytics.execution_durations(executions.head(rows))
     errors = executions.head(rows)["error"] if "error" in executions else [None] * len(durations)
+    tags = executions.head(rows)["tags"] if "tags" in executions else [None] * len(durations)
     body = []
-    for (_, row), error in zip(durations.iterrows(), errors, strict=True):
+    for (_, row), error, tag_list in zip(durations.iterrows(), errors, tags, strict=True):
         phase = str(row["phase"])
         colour = PHASE_COLOURS.get(phase, "#6b7280")
         created = row["created_at"].strftime("%Y-%m-%d %H:%M:%S") if pd.notna(row["created_at"]) else ""
@@ -77,13 +106,14 @@ def executions_table_html(executions: pd.DataFrame, *, rows: int = _TABLE_ROWS) 
             f"<code style='{_MUTED};font-size:11px'>{row['execution_id']}</code></td>"
             f"<td style='padding:1px 8px'>{html.escape(str(row['workflow_name']))}</td>"
             f"<td style='padding:1px 8px;color:{colour};font-weight:600'>{phase.removeprefix('EXECUTION_')}</td>"
+            f"<td class='stigmer-tags' style='padding:1px 8px'>{_tag_chips(_tags(tag_list))}</td>"
             f"<td style='padding:1px 8px;white-space:nowrap'>{created}</td>"
             f"<td style='padding:1px 8px;text-align:right'>{_duration(row['duration_ms'])}</td>"
             f"<td style='padding:1px 8px;color:#dc2626'>{html.escape(_error_title(error))}</td></tr>"
         )
     head = "".join(
         f"<th style='text-align:left;padding:1px 8px'>{h}</th>"
-        for h in ("execution", "workflow", "phase", "created (UTC)", "duration", "error")
+        for h in ("execution", "workflow", "phase", "tags", "created (UTC)", "duration", "error")
     )
     more = (
         f"<div style='{_MUTED}'>newest {rows} of {len(executions):,} shown</div>"
@@ -115,7 +145,7 @@ def summary_html(executions: pd.DataFrame) -> str:
 
 
 class Dashboard:
-    """``lab.dashboard()``: filters (workflow, phase, time window), the executions table, charts
+    """``lab.dashboard()``: filters (workflow, phase, tag, time window), the executions table, charts
     (phase counts, duration per workflow, throughput) and a task timeline of one execution.
 
     It follows the history by polling a one-row query every ``poll`` seconds on the lab's loop
@@ -130,6 +160,7 @@ class Dashboard:
         workflow: str | None = None,
         phase: str | None = None,
         since: str | None = None,
+        tag: str | None = None,
         limit: int = 2000,
         poll: float = 1.0,
         chart_interval: float = 3.0,
@@ -164,6 +195,13 @@ class Dashboard:
             options=_PHASE_CHOICES, value=phase_value, description="phase", style=style
         )
         self.window = widgets.Dropdown(options=windows, value=since_value, description="window", style=style)
+        self._wanted_tag = tag.strip() if tag and tag.strip() else ""
+        self.tag = widgets.Dropdown(
+            options=self._tag_options(self._known_tags()),
+            value=self._wanted_tag,
+            description="tag",
+            style=style,
+        )
         self.summary = widgets.HTML()
         self.table = widgets.HTML()
         chart = widgets.Layout(width="32%", min_width="260px")
@@ -176,14 +214,19 @@ class Dashboard:
         self.timeline = widgets.Image(format="png", layout=widgets.Layout(width="auto"))
         self._timeline_key: tuple[Any, ...] | None = None
         self._selecting = False
+        self._quiet = False
+        """Set while refresh() changes a filter's choices (which must not refresh again)."""
         self._pinned = False
         self.refresh(charts=True)
-        for control in (self.workflow, self.phase, self.window):
+        for control in (self.workflow, self.phase, self.tag, self.window):
             control.observe(self._on_filter, names="value")
         self.selected.observe(self._on_select, names="value")
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.workflow, self.phase, self.window]),
+                widgets.HBox(
+                    [self.workflow, self.phase, self.tag, self.window],
+                    layout=widgets.Layout(flex_flow="row wrap"),
+                ),
                 self.summary,
                 self.table,
                 widgets.HBox(
@@ -207,14 +250,40 @@ class Dashboard:
     def _workflow_options(names: list[str]) -> list[tuple[str, str]]:
         return [("all workflows", "")] + [(n, n) for n in names]
 
+    def _known_tags(self) -> list[str]:
+        rows = self.lab.store.rows(
+            "SELECT DISTINCT unnest(tags) AS tag FROM workflow_executions ORDER BY tag"
+        )
+        return [str(r[0]) for r in rows]
+
+    def _tag_options(self, tags: list[str]) -> list[tuple[str, str]]:
+        # A tag asked for before any execution carries it is offered all the same.
+        known = sorted({*tags, *([self._wanted_tag] if self._wanted_tag else [])})
+        return [("all tags", "")] + [(t, t) for t in known]
+
     @property
     def filters(self) -> dict[str, Any]:
-        """The filters as ``lab.history`` takes them."""
+        """The filters: ``lab.history``'s (workflow, phase, since) and the tag."""
         return {
             "workflow": self.workflow.value or None,
             "phase": self.phase.value or None,
             "since": self.window.value or None,
+            "tag": self.tag.value or None,
         }
+
+    def _history(self) -> pd.DataFrame:
+        """``lab.history`` with the filters, the tag one included (``list_contains`` in the SQL)."""
+        from ..lab import _json_columns
+
+        filters = self.filters
+        where, params = self.lab._history_filters(
+            filters["workflow"], filters["phase"], filters["since"], "created_at"
+        )
+        if filters["tag"]:
+            where += (" AND " if where else " WHERE ") + "list_contains(tags, ?)"
+            params.append(filters["tag"])
+        sql = f"SELECT * FROM workflow_executions{where} ORDER BY created_at DESC, id DESC LIMIT {int(self.limit)}"
+        return _json_columns(self.lab.store.query(sql, params), ("input", "output", "error", "runtime_env"))
 
     @property
     def executions(self) -> pd.DataFrame:
@@ -232,16 +301,12 @@ class Dashboard:
         with self._lock:
             if self._closed:
                 return
-            frame = self.lab.history(limit=self.limit, **self.filters)
+            frame = self._history()
             self._frame = frame
             self.refreshes += 1
             names = self._workflow_names()
-            options = self._workflow_options(names)
-            if list(self.workflow.options) != options:
-                with self.workflow.hold_sync():
-                    value = self.workflow.value
-                    self.workflow.options = options
-                    self.workflow.value = value if value in dict(options).values() else ""
+            self._set_options(self.workflow, self._workflow_options(names))
+            self._set_options(self.tag, self._tag_options(self._known_tags()))
             self._set(self.summary, summary_html(frame))
             self._set(self.table, executions_table_html(frame))
             self._update_selection(frame)
@@ -260,6 +325,19 @@ class Dashboard:
 
     def _refresh_table(self) -> None:
         self.refresh(charts=False)
+
+    def _set_options(self, dropdown: widgets.Dropdown, options: list[tuple[str, str]]) -> None:
+        """New choices, keeping the one made when it is still offered (no refresh of its own)."""
+        if list(dropdown.options) == options:
+            return
+        value = dropdown.value
+        self._quiet = True
+        try:
+            with dropdown.hold_sync():
+                dropdown.options = options
+                dropdown.value = value if value in dict(options).values() else ""
+        finally:
+            self._quiet = False
 
     @staticmethod
     def _set(widget: widgets.Widget, value: Any) -> None:
@@ -303,6 +381,8 @@ class Dashboard:
         self._set(self.timeline, timeline_png(snapshot))
 
     def _on_filter(self, _change: Any) -> None:
+        if self._quiet:
+            return
         try:
             self.refresh(charts=True)
         except StigmerError as exc:

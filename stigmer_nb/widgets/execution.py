@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
+import json
 import logging
 import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from ..errors import StigmerError
-from .render import ViewState, render_execution, view_class
+from .render import ACTIONS, ViewState, pending_approvals, render_execution, view_class
 from .static import execution_html
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ __all__ = [
     "WIDGET_MIME",
     "ExecutionView",
     "MessageBudget",
+    "TERMINATE_REASON",
+    "approval_prompts",
     "display_execution",
     "execution_mimebundle",
     "view_for",
@@ -114,21 +119,91 @@ class MessageBudget:
             return self.window  # more than a window's worth: cannot happen with our costs
         return max(self._sent[excess - 1] + self.window - now, 0.001)
 
+    def room(self, *, final: bool = False) -> int:
+        """Messages that may be sent now."""
+        self._trim(self._clock())
+        return max((self.limit if final else self.limit - self.reserve) - len(self._sent), 0)
+
     def spend(self, cost: int) -> None:
         """Record ``cost`` messages sent now."""
         now = self._clock()
         self._sent.extend([now] * cost)
 
 
+_BUTTONS: dict[str, tuple[str, str, str, str]] = {
+    # action: description, icon, tooltip, button style
+    "pause": (
+        "Pause",
+        "pause",
+        "Pause at the next task boundary (it stays EXECUTION_PAUSED until resumed)",
+        "",
+    ),
+    "resume": ("Resume", "play", "Go on after the pause", "success"),
+    "cancel": ("Cancel", "stop", "Cancel this execution (it ends EXECUTION_CANCELLED)", "warning"),
+    "terminate": (
+        "Terminate",
+        "power-off",
+        "Stop it at once: no task finishes or cleans up (it ends EXECUTION_TERMINATED)",
+        "danger",
+    ),
+    "rerun": ("Re-run", "repeat", "Run it again as a new execution (same document version and input)", ""),
+    "recover": (
+        "Recover",
+        "wrench",
+        "Go on from the task it failed in, with that task's recorded input, as a new execution",
+        "info",
+    ),
+    "approve": ("Approve", "check", "Approve: the approval task completes with approved: true", "success"),
+    "reject": ("Reject", "times", "Reject: the approval task completes with approved: false", "danger"),
+}
+_LABELS = {"rerun": "re-run", "recover": "recovery"}
+TERMINATE_REASON = "terminated from the notebook"
+"""The reason the Terminate button gives (the execution's error and lifecycle log say it)."""
+_PROMPT_TRIES = 10
+_PROMPT_RETRY = 0.2
+"""An approval's prompt is noted just after its task starts: a lookup that finds none yet retries."""
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, StigmerError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_lookups: concurrent.futures.ThreadPoolExecutor | None = None
+_lookups_lock = threading.Lock()
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)`` on a helper thread: never on the lab's thread, which sends the updates."""
+    global _lookups
+    with _lookups_lock:
+        if _lookups is None:
+            _lookups = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="stigmer-view")
+        executor = _lookups
+    executor.submit(in_fresh_context, fn, *args)
+
+
 class ExecutionView:
     """The live widget of one execution: workflow, id, phase badge, ticking elapsed time, progress,
     task table (nesting indented, errors on expand), input and output as collapsible JSON, the
-    problem details on failure, and a Cancel button.
+    problem details on failure, the steering buttons the phase allows (Pause, Resume, Cancel,
+    Terminate while it runs; Re-run, and Recover after a recoverable failure, once it has ended)
+    and, while an approval task waits, the request with a comment field and Approve / Reject.
 
     What it shows is ``render_execution(snapshot, now)``, a pure function; the view only decides
     when to apply it: coalesced, inside ``hold_sync``, at most ``MAX_MESSAGES_PER_SECOND`` comm
-    messages per second, and the final state at once. ``offer`` and ``flush`` may be called from
-    any thread; ``attach`` makes an event loop (the lab's) drive the updates and the clock.
+    messages per second, and the final state at once. Which buttons show is CSS inside the status
+    HTML, so it changes within the same update. ``offer`` and ``flush`` may be called from any
+    thread; ``attach`` makes an event loop (the lab's) drive the updates and the clock.
+
+    Every action is a callback (``view_for`` passes the execution's methods); a button whose
+    callback is None never shows. ``approve`` and ``reject`` take the comment and the task id;
+    ``prompts`` returns the recorded prompts of the execution's approval tasks by task id (read
+    once per new approval task, on a helper thread); ``show`` displays an execution a Re-run or
+    Recover started (by default inside this view).
     """
 
     def __init__(
@@ -136,14 +211,49 @@ class ExecutionView:
         snapshot: ExecutionSnapshot,
         *,
         cancel: Callable[[], object] | None = None,
+        pause: Callable[[], object] | None = None,
+        resume: Callable[[], object] | None = None,
+        terminate: Callable[[], object] | None = None,
+        rerun: Callable[[], object] | None = None,
+        recover: Callable[[], object] | None = None,
+        approve: Callable[[str | None, str], object] | None = None,
+        reject: Callable[[str | None, str], object] | None = None,
+        prompts: Callable[[], Mapping[str, Any]] | None = None,
+        show: Callable[[Any], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
         max_messages_per_second: int = MAX_MESSAGES_PER_SECOND,
     ) -> None:
         self._lock = threading.RLock()
         self._snapshot = snapshot
-        self._cancel = cancel
-        self._cancel_requested = False
+        self._calls: dict[str, Callable[[], object] | None] = {
+            "pause": pause,
+            "resume": resume,
+            "cancel": cancel,
+            "terminate": terminate,
+            "rerun": rerun,
+            "recover": recover,
+        }
+        self._decisions = {"approve": approve, "reject": reject}
+        self._enabled = frozenset(
+            a for a, fn in (*self._calls.items(), *self._decisions.items()) if fn is not None
+        )
+        self._requested: str | None = None
+        """The steering action asked for and not yet visible in the phase."""
+        self._deciding: tuple[str, str] | None = None
+        """(task id, "approve" or "reject") of a decision on its way."""
+        self._notice: tuple[str, str] | None = None
+        """(phase, line): the last action that failed, shown until the phase changes."""
+        self._tooltips: dict[str, str] = {}
+        self._clear_comment = False
+        self._again_busy = False
+        self._prompt_source = prompts
+        self._prompts: dict[str, Any] = {}
+        self._prompts_asked: set[str] = set()
+        self._looking = False
+        self._show = show or self._show_here
+        self.started: list[Any] = []
+        """Executions the Re-run and Recover buttons started, in order."""
         self._clock = clock
         self._now = now
         self.budget = MessageBudget(max_messages_per_second, clock=clock)
@@ -156,31 +266,67 @@ class ExecutionView:
         self._detach: Callable[[], None] | None = None
         self._displays: list[Any] = []
         self._final_sent = snapshot.terminal
-        state = render_execution(snapshot, now())
+        state = self._render(now())
         self._state = state
         # Everything is set through constructors: a trait changed after a widget opened its comm
-        # would cost a message each.
+        # would cost a message each. Buttons of a running execution all exist and the status'
+        # CSS shows the right ones; an ended execution's set never changes, so it is fixed here.
+        fixed = state.terminal
         self.status = widgets.HTML(state.status, layout=widgets.Layout(flex="1 1 auto"))
         self.body = widgets.HTML(state.body)
         self.inputs = widgets.HTML(state.inputs)
-        self.cancel_button = widgets.Button(
-            description="Cancel",
-            icon="stop",
-            tooltip="Cancel this execution (it ends EXECUTION_CANCELLED)",
-            button_style="warning",
-            disabled=cancel is None or state.terminal,
-            layout=widgets.Layout(width="auto", display="none" if state.terminal else None),
-            _dom_classes=("stigmer-cancel",),
+        self.buttons: dict[str, widgets.Button] = {}
+        for action in (*ACTIONS, "approve", "reject"):
+            description, icon, tooltip, style = _BUTTONS[action]
+            hidden = fixed and action not in state.actions
+            button = widgets.Button(
+                description=description,
+                icon=icon,
+                tooltip=tooltip,
+                button_style=style,
+                disabled=action not in self._enabled or hidden,
+                layout=widgets.Layout(width="auto", flex="0 0 auto", display="none" if hidden else None),
+                _dom_classes=(f"stigmer-{action}",),
+            )
+            button.on_click(functools.partial(self._on_click, action))
+            self.buttons[action] = button
+        self.cancel_button = self.buttons["cancel"]
+        self.pause_button = self.buttons["pause"]
+        self.resume_button = self.buttons["resume"]
+        self.terminate_button = self.buttons["terminate"]
+        self.rerun_button = self.buttons["rerun"]
+        self.recover_button = self.buttons["recover"]
+        self.approve_button = self.buttons["approve"]
+        self.reject_button = self.buttons["reject"]
+        self.approval = widgets.HTML(state.approval)
+        self.comment = widgets.Text(
+            placeholder="comment (optional)",
+            layout=widgets.Layout(width="320px"),
+            _dom_classes=("stigmer-comment",),
         )
-        self.cancel_button.on_click(self._on_cancel)
+        self.approval_panel = widgets.VBox(
+            [
+                self.approval,
+                widgets.HBox(
+                    [self.comment, self.approve_button, self.reject_button],
+                    layout=widgets.Layout(align_items="center"),
+                ),
+            ],
+            layout=widgets.Layout(display="none" if fixed else None),
+            _dom_classes=("stigmer-approval",),
+        )
+        self.started_output = widgets.Output()
+        """Where the executions the Re-run and Recover buttons start are displayed."""
         self._header = widgets.HBox(
-            [self.status, self.cancel_button],
+            [self.status, *(self.buttons[a] for a in ACTIONS)],
             layout=widgets.Layout(align_items="center", justify_content="space-between"),
+            _dom_classes=("stigmer-header",),  # the status' CSS finds the buttons through it
         )
         self.widget = widgets.VBox(
-            [self._header, self.body, self.inputs],
+            [self._header, self.approval_panel, self.body, self.inputs, self.started_output],
             _dom_classes=("stigmer-view", view_class(snapshot.record.id)),
         )
+        self._want_prompts(snapshot)
 
     # --- facts -----------------------------------------------------------------------------------
 
@@ -204,6 +350,12 @@ class ExecutionView:
         """True once the final state has been applied (nothing will change any more)."""
         return self._final_sent
 
+    @property
+    def prompts(self) -> dict[str, Any]:
+        """Prompts of the approval tasks seen so far, by task id."""
+        with self._lock:
+            return dict(self._prompts)
+
     def __repr__(self) -> str:
         # Cheap on purpose: ipywidgets' own repr walks every trait of every child.
         return f"<ExecutionView {self.execution_id} {self._state.phase}>"
@@ -216,7 +368,7 @@ class ExecutionView:
         return {
             WIDGET_MIME: self.widget_data(),
             "text/plain": repr(self),
-            "text/html": execution_html(self._snapshot, self._now()),
+            "text/html": execution_html(self._snapshot, self._now(), prompts=self.prompts),
         }
 
     # --- updates ---------------------------------------------------------------------------------
@@ -227,11 +379,53 @@ class ExecutionView:
             if self._final_sent or not _is_newer(snapshot, self._snapshot):
                 return
             self._snapshot = snapshot
-        if snapshot.terminal:
-            # At once and synchronously: whoever waits on the execution then sees the final state.
-            in_fresh_context(self.flush)
-        else:
+        self._want_prompts(snapshot)
+        # The final one at once and synchronously: whoever waits on the execution then sees the
+        # final state (unless the budget says wait: then as soon as it allows).
+        if not snapshot.terminal or in_fresh_context(self.flush) is not None:
             self._wake()
+
+    def _render(self, now: datetime) -> ViewState:
+        """``render_execution`` of the newest snapshot with what this view knows (lock held)."""
+        snapshot = self._snapshot
+        phase = snapshot.record.phase.name
+        notice = self._notice[1] if self._notice is not None and self._notice[0] == phase else ""
+        requested = self._requested or (self._deciding[1] if self._deciding is not None else None)
+        return render_execution(
+            snapshot, now, requested=requested, enabled=self._enabled, prompts=self._prompts, notice=notice
+        )
+
+    def _settle(self) -> None:
+        """Forget requests the newest snapshot shows done (lock held)."""
+        record = self._snapshot.record
+        phase = record.phase.name
+        requested = self._requested
+        if (
+            record.phase.terminal
+            or (requested == "pause" and phase == "EXECUTION_PAUSED")
+            or (requested == "resume" and phase != "EXECUTION_PAUSED")
+        ):
+            self._requested = None
+        if self._deciding is not None and self._deciding[0] not in dict(pending_approvals(self._snapshot)):
+            self._deciding = None
+        if self._notice is not None and self._notice[0] != phase:
+            self._notice = None
+
+    def _changes(self, state: ViewState) -> list[tuple[widgets.Widget, dict[str, Any]]]:
+        """Widgets whose traits differ from ``state`` (and the tooltips and comment asked for)."""
+        wanted: list[tuple[widgets.Widget, str, Any]] = [
+            (self.status, "value", state.status),
+            (self.body, "value", state.body),
+            (self.approval, "value", state.approval),
+        ]
+        wanted += [(self.buttons[a], "tooltip", tip) for a, tip in self._tooltips.items()]
+        if self._clear_comment:
+            wanted.append((self.comment, "value", ""))
+        changed: dict[int, tuple[widgets.Widget, dict[str, Any]]] = {}
+        for widget, trait, value in wanted:
+            if getattr(widget, trait) != value:
+                changed.setdefault(id(widget), (widget, {}))[1][trait] = value
+        return list(changed.values())
 
     def flush(self) -> float | None:
         """Apply the newest state if the message budget allows. Returns the seconds until the next
@@ -239,20 +433,26 @@ class ExecutionView:
         with self._lock:
             if self._final_sent:
                 return None
-            state = render_execution(self._snapshot, self._now(), cancel_requested=self._cancel_requested)
-            changes = [
-                (w, v) for w, v in ((self.status, state.status), (self.body, state.body)) if w.value != v
-            ]
-            wait = self.budget.delay(len(changes), final=state.terminal)
-            if wait > 0:
-                return wait
-            for widget, value in changes:
-                with widget.hold_sync():
-                    widget.value = value
-            self.budget.spend(len(changes))
-            self.messages += len(changes)
+            self._settle()
+            state = self._render(self._now())
+            changes = self._changes(state)
+            # What fits in the budget goes now, the status first (it carries the buttons' CSS);
+            # the rest (an approval request, a tooltip) as soon as the budget allows.
+            room = self.budget.room(final=state.terminal)
+            if changes and room == 0:
+                return self.budget.delay(1, final=state.terminal)
+            now, later = changes[:room], changes[room:]
+            for widget, traits in now:
+                with widget.hold_sync():  # one message per widget, whatever changed in it
+                    for trait, value in traits.items():
+                        setattr(widget, trait, value)
+            self.budget.spend(len(now))
+            self.messages += len(now)
+            self._clear_comment = self._clear_comment and any(w is self.comment for w, _ in later)
             self._state = state
             self._last_flush = self._clock()
+            if later:
+                return self.budget.delay(1, final=state.terminal)
             self._final_sent = state.terminal
         if state.terminal:
             self._finish()
@@ -321,7 +521,42 @@ class ExecutionView:
         for handle in displays:
             self._update_display(handle)
 
-    # --- displays and cancel ------------------------------------------------------------------
+    # --- approval prompts -------------------------------------------------------------------------
+
+    def _want_prompts(self, snapshot: ExecutionSnapshot) -> None:
+        """Look up the prompt of each new approval task, once and off the thread sending updates."""
+        if self._prompt_source is None:
+            return
+        waiting = {task_id for task_id, _ in pending_approvals(snapshot)}
+        with self._lock:
+            new = waiting - self._prompts.keys() - self._prompts_asked
+            if not new or self._looking:
+                return
+            self._prompts_asked |= new
+            self._looking = True
+        _in_background(self._look_up_prompts, new)
+
+    def _look_up_prompts(self, wanted: set[str]) -> None:
+        assert self._prompt_source is not None
+        try:
+            for attempt in range(_PROMPT_TRIES):
+                try:
+                    found = dict(self._prompt_source())
+                except Exception:  # the lab stopped, or the history is busy: no prompt, no harm
+                    log.debug("approval prompts of %s could not be read", self.execution_id, exc_info=True)
+                    found = {}
+                with self._lock:
+                    self._prompts.update(found)
+                if wanted <= found.keys() or attempt == _PROMPT_TRIES - 1:
+                    break
+                time.sleep(_PROMPT_RETRY)
+        finally:
+            with self._lock:
+                self._looking = False
+        self._wake()
+        self._want_prompts(self._snapshot)  # approval tasks that began meanwhile
+
+    # --- displays and actions ---------------------------------------------------------------------
 
     def add_display(self, handle: Any) -> None:
         """Remember a display of this view; at the end it gets the final static HTML too, so a
@@ -338,19 +573,104 @@ class ExecutionView:
         except Exception:  # the kernel may be shutting down; the widget state still holds the end
             log.debug("could not update the display of %s", self.execution_id, exc_info=True)
 
-    def _on_cancel(self, _button: Any = None) -> None:
-        if self._cancel is None or self._cancel_requested or self._final_sent:
-            return
-        self._cancel_requested = True
+    def _on_click(self, action: str, _button: Any = None) -> None:
+        if action in ("rerun", "recover"):
+            self._start_again(action)
+        elif action in self._decisions:
+            self._decide(action)
+        else:
+            self._steer(action)
+
+    def _failed(self, action: str, exc: Exception) -> str:
+        """Show a failed action as one line (header and tooltip), never a traceback."""
+        text = f"{_LABELS.get(action, action)} failed: {_one_line(exc)}"
+        if isinstance(exc, StigmerError):
+            log.warning("%s of %s: %s", action, self.execution_id, text)
+        else:
+            log.warning("%s of %s failed", action, self.execution_id, exc_info=True)
+        with self._lock:
+            self._notice = (self._snapshot.record.phase.name, text)
+            self._tooltips[action] = text
+        self._wake()
+        return text
+
+    def _steer(self, action: str) -> None:
+        """Pause, Resume, Cancel or Terminate: note the request at once, then make it."""
+        call = self._calls[action]
+        with self._lock:
+            if call is None or self._final_sent or self._requested == action:
+                return
+            self._requested = action
+            self._notice = None
+            self._tooltips[action] = _BUTTONS[action][2]
         self._wake()
         try:
-            self._cancel()
-        except StigmerError as exc:
-            self._cancel_requested = False
-            log.warning("cancel of %s failed: %s", self.execution_id, exc)
-            self.cancel_button.tooltip = f"cancel failed: {exc}"
+            call()
+        except Exception as exc:  # one line in the view; the log has the rest
+            with self._lock:
+                if self._requested == action:
+                    self._requested = None
+            self._failed(action, exc)
         if self._loop is None:
             self.flush()
+
+    def _decide(self, verdict: str) -> None:
+        """Approve or Reject the approval request the panel shows, with the comment typed."""
+        call = self._decisions[verdict]
+        with self._lock:
+            waiting = self._state.approvals or pending_approvals(self._snapshot)
+            if call is None or self._final_sent or not waiting or self._deciding is not None:
+                return
+            task_id = waiting[0][0]
+            self._deciding = (task_id, verdict)
+            self._notice = None
+            self._tooltips[verdict] = _BUTTONS[verdict][2]
+            comment = self.comment.value.strip() or None
+        self._wake()
+        try:
+            call(comment, task_id)
+        except Exception as exc:
+            with self._lock:
+                self._deciding = None
+            self._failed(verdict, exc)
+        else:
+            with self._lock:
+                self._clear_comment = True
+        if self._loop is None:
+            self.flush()
+
+    def _start_again(self, action: str) -> None:
+        """Re-run or Recover: start a new execution and display it inside this view."""
+        call = self._calls[action]
+        with self._lock:
+            if call is None or self._again_busy:
+                return
+            self._again_busy = True
+        try:
+            try:
+                started = call()
+            except Exception as exc:
+                text = self._failed(action, exc)
+                if self._final_sent:  # no update comes any more to carry the line: say it here
+                    self.buttons[action].tooltip = text
+                    self.started_output.append_stdout(text + "\n")
+                return
+            self.started.append(started)
+            try:
+                self._show(started)
+            except Exception:
+                log.warning("could not display %r", started, exc_info=True)
+        finally:
+            with self._lock:
+                self._again_busy = False
+
+    def _show_here(self, execution: Any) -> None:
+        # A click runs in the kernel on the widget's comm message, which belongs to no cell:
+        # what it displays goes to this view's Output area, or it would land in the log console.
+        from IPython.display import display
+
+        with self.started_output:
+            display(execution)
 
     def close(self) -> None:
         """Stop following and close the widgets."""
@@ -358,7 +678,19 @@ class ExecutionView:
             self._final_sent = True
             self._displays.clear()
         self._finish()
-        for w in (self.status, self.body, self.inputs, self.cancel_button, self._header, self.widget):
+        for w in (
+            self.status,
+            self.body,
+            self.inputs,
+            *self.buttons.values(),
+            self.approval,
+            self.comment,
+            *self.approval_panel.children,
+            self.approval_panel,
+            self.started_output,
+            self._header,
+            self.widget,
+        ):
             w.close()
 
 
@@ -368,6 +700,17 @@ _views: weakref.WeakKeyDictionary[Lab, dict[str, ExecutionView]] = weakref.WeakK
 _views_lock = threading.Lock()
 
 
+def approval_prompts(lab: Lab, execution_id: str) -> dict[str, Any]:
+    """The prompts of ``execution_id``'s approval tasks by task id, as the run recorded them (a
+    task the history has no request for yet is missing; one without a prompt maps to None)."""
+    rows = lab.store.rows(
+        "SELECT detail ->> 'task_id', detail -> 'prompt' FROM execution_events "
+        "WHERE execution_id = ? AND kind = 'approval_requested'",
+        [execution_id],
+    )
+    return {str(task_id): json.loads(prompt) if prompt else None for task_id, prompt in rows}
+
+
 def view_for(execution: Execution) -> ExecutionView:
     """The live view of ``execution``: one per execution and lab, following it until it ends."""
     lab = execution.lab
@@ -375,7 +718,18 @@ def view_for(execution: Execution) -> ExecutionView:
         views = _views.setdefault(lab, {})
         view = views.get(execution.id)
         if view is None:
-            view = ExecutionView(lab.service.snapshot(execution.id), cancel=execution.cancel)
+            view = ExecutionView(
+                lab.service.snapshot(execution.id),
+                cancel=execution.cancel,
+                pause=lambda: execution.pause("paused from the notebook"),
+                resume=lambda: execution.resume("resumed from the notebook"),
+                terminate=lambda: execution.terminate(TERMINATE_REASON),
+                rerun=execution.rerun,
+                recover=execution.recover,
+                approve=lambda comment, task: execution.approve(comment, task=task),
+                reject=lambda comment, task: execution.reject(comment, task=task),
+                prompts=lambda: approval_prompts(lab, execution.id),
+            )
             views[execution.id] = view
     if lab.running:
         view.follow(lab)

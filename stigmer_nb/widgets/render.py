@@ -5,20 +5,27 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..model import ExecutionRecord
     from ..service import ExecutionSnapshot, TaskState
 
 __all__ = [
+    "ACTIONS",
+    "APPROVAL_KIND",
     "MAX_ROWS",
     "PHASE_COLOURS",
     "STATUS_COLOURS",
     "STATUS_ICONS",
     "ViewState",
+    "available_actions",
+    "control_selector",
     "format_elapsed",
+    "pending_approvals",
     "render_execution",
     "view_class",
 ]
@@ -47,6 +54,22 @@ STATUS_COLOURS = {
     "WORKFLOW_TASK_SKIPPED": "#9ca3af",
 }
 _FINISHED_TASK = {"WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SKIPPED"}
+ACTIONS = ("pause", "resume", "cancel", "terminate", "rerun", "recover")
+"""The steering buttons of a view, in the order shown; each has the CSS class ``stigmer-<action>``."""
+APPROVAL_KIND = "listen:approval"
+"""Task kind of an approval task (a ``listen`` for one ``ai.stigmer.approval`` event)."""
+_DECISIONS = ("approve", "reject")
+_RUNNING = ("pause", "cancel", "terminate")
+_PAUSED = ("resume", "cancel", "terminate")
+_NOTES = {
+    "cancel": ("cancelling…", "EXECUTION_CANCELLED"),
+    "pause": ("pausing…", "EXECUTION_PAUSED"),
+    "resume": ("resuming…", "EXECUTION_IN_PROGRESS"),
+    "terminate": ("terminating…", "EXECUTION_TERMINATED"),
+    "approve": ("approving…", "EXECUTION_COMPLETED"),
+    "reject": ("rejecting…", "EXECUTION_FAILED"),
+}
+_WAITING = "#b45309"
 MAX_ROWS = 100
 """Task rows shown at most; a long for-loop would otherwise make every update megabytes."""
 _JSON_LIMIT = 4000
@@ -68,11 +91,47 @@ class ViewState:
     finished: int
     known: int
     elapsed: float | None
+    actions: tuple[str, ...] = ()
+    """The steering buttons shown (``ACTIONS`` the phase allows and the view can do)."""
+    approvals: tuple[tuple[str, str], ...] = ()
+    """Approval tasks waiting for a decision: (task id, task name), oldest first."""
+    approval: str = ""
+    """HTML of the approval request the panel answers (task name and prompt); "" when none waits."""
 
 
 def view_class(execution_id: str) -> str:
-    """CSS class of the box showing ``execution_id`` (lets the header hide its Cancel button)."""
+    """CSS class of the box showing ``execution_id`` (lets its status hide or show its buttons)."""
     return f"stigmer-view-{execution_id}"
+
+
+def available_actions(record: ExecutionRecord) -> tuple[str, ...]:
+    """The steering actions that make sense in ``record``'s phase, in ``ACTIONS`` order.
+
+    Running (pending or in progress): pause, cancel, terminate. Paused: resume, cancel,
+    terminate. Failed: re-run, and recover when the failure left a checkpoint. Any other end:
+    re-run.
+    """
+    phase = record.phase.name
+    if phase in ("EXECUTION_PENDING", "EXECUTION_IN_PROGRESS"):
+        return _RUNNING
+    if phase == "EXECUTION_PAUSED":
+        return _PAUSED
+    if phase == "EXECUTION_FAILED":
+        return ("rerun", "recover") if record.checkpoint else ("rerun",)
+    if record.phase.terminal:
+        return ("rerun",)
+    return ()
+
+
+def pending_approvals(snapshot: ExecutionSnapshot) -> tuple[tuple[str, str], ...]:
+    """(task id, name) of each approval task in progress, in start order; () once it has ended."""
+    if snapshot.record.phase.terminal:
+        return ()
+    return tuple(
+        (t.task_id, t.name)
+        for t in snapshot.tasks
+        if t.kind == APPROVAL_KIND and t.status == "WORKFLOW_TASK_IN_PROGRESS"
+    )
 
 
 def format_elapsed(seconds: float | None, *, running: bool) -> str:
@@ -194,10 +253,83 @@ def _problem(error: dict[str, Any]) -> str:
     )
 
 
+def _prompt_html(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return html.escape(prompt)
+    return f"<code>{_json(prompt, 500)}</code>"
+
+
+def _approval_html(approvals: tuple[tuple[str, str], ...], prompts: Mapping[str, Any] | None) -> str:
+    """The request the approval panel answers: the oldest waiting task, its prompt once known."""
+    if not approvals:
+        return ""
+    task_id, name = approvals[0]
+    prompt = (prompts or {}).get(task_id)
+    text = f": {_prompt_html(prompt)}" if prompt not in (None, "") else ""
+    more = (
+        f" <span style='{_MUTED}'>({len(approvals) - 1} more waiting after this one)</span>"
+        if len(approvals) > 1
+        else ""
+    )
+    return (
+        "<div class='stigmer-approval-request' style='font-family:var(--jp-ui-font-family,sans-serif);"
+        f"font-size:13px;border-left:3px solid {_WAITING};padding:2px 8px;margin:4px 0'>"
+        f"<b style='color:{_WAITING}'>approval</b> <b>{html.escape(name)}</b>{text}{more}</div>"
+    )
+
+
+def _controls_style(
+    scope: str,
+    shown: tuple[str, ...],
+    approvals: bool,
+    decisions: Collection[str],
+    busy: str | None,
+) -> str:
+    """CSS that shows only this view's buttons for the phase: visibility rides along with the
+    status update instead of costing messages of its own. Selectors name the view's own children
+    (``>``): a view of a re-run displayed inside this one keeps its buttons."""
+    hide = [control_selector(scope, a) for a in ACTIONS if a not in shown]
+    if not approvals or not decisions:
+        hide.append(control_selector(scope, "approval"))
+    hide += [control_selector(scope, d) for d in _DECISIONS if d not in decisions]
+    rules = [f"{sel}{{display:none !important}}" for sel in hide]
+    if busy in _DECISIONS:
+        rules.append(f"{control_selector(scope, 'approval')} button{{opacity:.5;pointer-events:none}}")
+    elif busy is not None:
+        rules.append(f"{control_selector(scope, busy)}{{opacity:.5;pointer-events:none}}")
+    return f"<style>{''.join(rules)}</style>" if rules else ""
+
+
+def control_selector(scope: str, name: str) -> str:
+    """CSS selector of one control of the view whose class is ``scope`` (``view_class(id)``): a
+    button of the header (``ACTIONS``), the approval panel (``"approval"``) or one of its buttons."""
+    if name == "approval":
+        return f".{scope} > .stigmer-approval"
+    if name in _DECISIONS:
+        return f".{scope} > .stigmer-approval .stigmer-{name}"
+    return f".{scope} > .stigmer-header > .stigmer-{name}"
+
+
 def render_execution(
-    snapshot: ExecutionSnapshot, now: datetime, *, cancel_requested: bool = False
+    snapshot: ExecutionSnapshot,
+    now: datetime,
+    *,
+    cancel_requested: bool = False,
+    requested: str | None = None,
+    enabled: Collection[str] | None = None,
+    prompts: Mapping[str, Any] | None = None,
+    notice: str = "",
+    controls: bool = True,
 ) -> ViewState:
-    """Everything a view shows for ``snapshot`` at ``now`` (a pure function: no widgets, no I/O)."""
+    """Everything a view shows for ``snapshot`` at ``now`` (a pure function: no widgets, no I/O).
+
+    ``requested``: the steering action asked for and not yet visible in the phase (``"pause"``,
+    ``"cancel"``, ``"approve"`` …; ``cancel_requested`` is ``requested="cancel"``), shown as a note
+    with its button greyed. ``enabled``: the actions (``ACTIONS`` plus ``"approve"`` and
+    ``"reject"``) the view can perform, all when None. ``prompts``: approval prompts by task id.
+    ``notice``: one line (a failed action) shown in the header. ``controls``: False for static
+    HTML, which has no buttons to show or hide.
+    """
     rec = snapshot.record
     phase = rec.phase.name
     terminal = rec.phase.terminal
@@ -212,14 +344,26 @@ def render_execution(
         # Its clock jumps over idle waits: say so rather than tick wall seconds against it.
         label = "workflow time"
         clock = format_elapsed(elapsed, running=False) if terminal else "⏩ skipping idle time"
+    requested = "cancel" if cancel_requested and requested is None else requested
+    busy = None if terminal else requested
+    approvals = pending_approvals(snapshot)
+    allowed = set(ACTIONS + _DECISIONS) if enabled is None else set(enabled)
+    actions = tuple(a for a in available_actions(rec) if a in allowed)
     note = ""
+    if busy in _NOTES:
+        text, tint = _NOTES[busy]
+        note = f" <span class='stigmer-note' style='color:{PHASE_COLOURS[tint]}'>{text}</span>"
+    elif approvals:
+        names = ", ".join(html.escape(n) for _, n in approvals)
+        note = f" <span class='stigmer-waiting' style='color:{_WAITING}'>waiting for approval: {names}</span>"
+    if notice:
+        note += f" <span class='stigmer-notice' style='color:#dc2626'>{html.escape(notice)}</span>"
     style = ""
-    if terminal:
-        # Hides this view's Cancel button without a message of its own (the header changes anyway).
-        style = f"<style>.{view_class(rec.id)} .stigmer-cancel{{display:none !important}}</style>"
-    elif cancel_requested:
-        note = f" <span style='color:{PHASE_COLOURS['EXECUTION_CANCELLED']}'>cancelling…</span>"
-        style = f"<style>.{view_class(rec.id)} .stigmer-cancel{{opacity:.5;pointer-events:none}}</style>"
+    if controls:
+        # Shows only the buttons this phase allows, without a message of its own (the header
+        # changes with the phase anyway).
+        decisions = [d for d in _DECISIONS if d in allowed]
+        style = _controls_style(view_class(rec.id), actions, bool(approvals), decisions, busy)
     status = (
         "<div class='stigmer-status' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
         f"<b>{html.escape(rec.workflow_name)}</b> <code style='{_MUTED}'>{rec.id}</code> {_badge(phase)} "
@@ -265,4 +409,7 @@ def render_execution(
         finished=finished,
         known=known,
         elapsed=elapsed,
+        actions=actions,
+        approvals=approvals,
+        approval=_approval_html(approvals, prompts),
     )

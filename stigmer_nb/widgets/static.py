@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +15,15 @@ if TYPE_CHECKING:
 __all__ = ["PHASE_COLOURS", "STATUS_ICONS", "execution_bundle", "execution_html"]
 
 
-def execution_html(snapshot: ExecutionSnapshot, now: datetime | None = None) -> str:
-    """A self-contained HTML summary of one execution: phase, tasks, output or error, input."""
-    state = render_execution(snapshot, now or datetime.now(UTC))
-    return f"<div class='stigmer-execution'>{state.status}{state.body}{state.inputs}</div>"
+def execution_html(
+    snapshot: ExecutionSnapshot, now: datetime | None = None, *, prompts: Mapping[str, Any] | None = None
+) -> str:
+    """A self-contained HTML summary of one execution: phase (and "waiting for approval: <task>"
+    while an approval task waits, with its prompt when ``prompts`` has it), tasks, output or
+    error, input. It has no buttons, so it carries no CSS for them: a copy kept in a notebook
+    never hides the buttons of a live view of the same execution."""
+    state = render_execution(snapshot, now or datetime.now(UTC), prompts=prompts, controls=False)
+    return f"<div class='stigmer-execution'>{state.status}{state.approval}{state.body}{state.inputs}</div>"
 
 
 def execution_bundle(execution: Execution) -> dict[str, Any]:

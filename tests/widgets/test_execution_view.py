@@ -49,7 +49,8 @@ def test_render_shows_header_progress_nesting_and_errors() -> None:
     assert "padding:1px 8px 1px 22px" in state.body  # nested one level
     assert "<details><summary" in state.body and "Not enough" in state.body and "attempt 2" in state.body
     assert "&quot;Ada&quot;" in state.inputs and "<details class='stigmer-input'" in state.inputs
-    assert "<style>" not in state.status  # Cancel stays visible while it runs
+    assert ".stigmer-cancel{display:none" not in state.status  # Cancel stays visible while it runs
+    assert state.actions == ("pause", "cancel", "terminate")
 
 
 def test_render_of_finished_executions() -> None:
@@ -58,7 +59,7 @@ def test_render_of_finished_executions() -> None:
     )
     assert ">COMPLETED<" in done.status and "elapsed 1.23s" in done.status
     assert "stigmer-output" in done.body and "&quot;sum&quot;: 3" in done.body
-    assert f".{view_class('wex-test')} .stigmer-cancel{{display:none" in done.status
+    assert f".{view_class('wex-test')} > .stigmer-header > .stigmer-cancel{{display:none" in done.status
     failed = render_execution(snapshot("EXECUTION_FAILED", [task("a")], error=PROBLEM), T0)
     assert "stigmer-problem" in failed.body and "only 3" in failed.body and "/do/1/fail" in failed.body
     assert "stigmer-output" not in failed.body
