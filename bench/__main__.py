@@ -20,6 +20,7 @@ MODULES = [
     "bench.cancel",
     "bench.steering",
     "bench.hostile",
+    "bench.graph",
 ]
 """In order; each prints a markdown table and writes bench/results/<name>.json."""
 

@@ -667,6 +667,37 @@ def cmd_validate(args: argparse.Namespace) -> NoReturn:
     _leave(0)
 
 
+_GRAPH_FORMATS = {".svg": "svg", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+
+def cmd_graph(args: argparse.Namespace) -> NoReturn:
+    from .errors import DSLValidationError, StigmerError
+    from .graph import for_document
+
+    path = Path(args.file)
+    if not path.exists():
+        _fail(f"no workflow file at {path}")
+    fmt = args.format or _GRAPH_FORMATS.get(Path(args.output).suffix.lower() if args.output else "", "mermaid")
+    try:
+        drawn = for_document(path)
+        text = {"mermaid": lambda: drawn.mermaid, "dot": lambda: drawn.dot, "svg": lambda: drawn.svg}[fmt]()
+    except DSLValidationError as exc:
+        print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
+        _leave(EXIT_USAGE)
+    except StigmerError as exc:
+        _fail(str(exc))
+    if not args.output:
+        sys.stdout.write(text)
+        _leave(0)
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"-o {args.output}: cannot write it ({exc.strerror or exc})")
+    print(f"{args.output}: {fmt}, {len(drawn.refs)} tasks")
+    _leave(0)
+
+
 _EPILOG = """exit codes:
   0    done (run, rerun, recover: the execution completed)
   1    the execution failed
@@ -822,6 +853,17 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a workflow document and list every problem")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
+
+    draw = sub.add_parser("graph", help="draw a workflow document: Mermaid, Graphviz DOT or SVG")
+    draw.add_argument("file", help="workflow document (DSL YAML/JSON or a Stigmer WorkflowSpec)")
+    draw.add_argument(
+        "--format",
+        choices=["mermaid", "svg", "dot"],
+        help="what to write (default: from -o's extension, .svg .dot .gv .mmd, else mermaid)",
+    )
+    draw.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    draw.epilog = "Exit codes: 0 drawn, 2 invalid document (every problem listed on stderr)."
+    draw.set_defaults(func=cmd_graph)
     return parser
 
 

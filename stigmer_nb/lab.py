@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import pandas as pd  # imported by DuckDB when a DataFrame is asked for: keeps start-up fast
 
     from .batch import Batch
+    from .graph import WorkflowGraph
     from .versions import VersionDiff
 
 __all__ = ["Execution", "Lab", "astart", "connect_client", "current", "start"]
@@ -197,6 +198,10 @@ class Execution:
         """The failed execution this one recovers, if it is a recovery."""
         record = self.record
         return Execution(self._lab, record.recovered_from_id) if record.recovered_from_id else None
+
+    def graph(self) -> WorkflowGraph:
+        """Its document as a diagram, tasks coloured by their runs so far (``lab.graph``)."""
+        return self._lab.graph(execution=self)
 
     def wait(self, timeout: float | None = None, *, until: str | None = None) -> Execution:
         """Block until it finishes; ``ExecutionTimeoutError`` after ``timeout`` seconds.
@@ -611,6 +616,36 @@ class Lab:
             params.append(execution_id)
         sql += " ORDER BY occurred_at, coalesce(seq, 2147483647), recorded_at"
         return _json_columns(self.store.query(sql, params), ("detail",))
+
+    # --- diagrams -----------------------------------------------------------------------------
+
+    def graph(
+        self,
+        doc: str | Path | Mapping[str, Any] | None = None,
+        *,
+        execution: Execution | str | None = None,
+    ) -> WorkflowGraph:
+        """A workflow document as a diagram (SVG in a notebook; ``.mermaid``, ``.dot``, ``.svg``).
+
+        With ``execution`` (an ``Execution`` or its id) its tasks are coloured by their runs so
+        far, on the document version that execution runs unless ``doc`` is given.
+        """
+        from . import graph
+
+        if execution is None:
+            if doc is None:
+                raise InvalidInputError("lab.graph() needs a document, or execution=")
+            return graph.for_document(doc)
+        execution_id = execution if isinstance(execution, str) else execution.id
+        snapshot = self.service.snapshot(execution_id)
+        if doc is None:
+            record = snapshot.record
+            doc = (
+                self.service.version_document(record.document_hash)
+                if record.document_hash
+                else self.service.get_workflow(record.workflow_id).document
+            )
+        return graph.for_execution(doc, snapshot.tasks)
 
     # --- versions -----------------------------------------------------------------------------
 
