@@ -13,7 +13,11 @@ __all__ = [
     "display_execution",
     "execution_mimebundle",
     "render_execution",
+    "render_timeline",
     "view_for",
+    # the graph panel (``stigmer_nb.graph`` draws it)
+    "graph_of",
+    "render_graph",
     # batches
     "BatchView",
     "batch_view_for",
@@ -40,6 +44,9 @@ _LAZY = {
     "execution_mimebundle": ".execution",
     "view_for": ".execution",
     "render_execution": ".render",
+    "render_timeline": ".timeline",
+    "graph_of": ".execution",
+    "render_graph": ".panels",
     "BatchView": ".batch",
     "batch_view_for": ".batch",
     "render_batch": ".batch",
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
     from .batch import BatchView, batch_view_for, render_batch
     from .charts import durations_png, phase_counts_png, throughput_png, timeline_png
     from .dashboard import Dashboard
-    from .execution import ExecutionView, display_execution, execution_mimebundle, view_for
+    from .execution import ExecutionView, display_execution, execution_mimebundle, graph_of, view_for
+    from .panels import render_graph
     from .render import render_execution
     from .static import execution_bundle, execution_html
+    from .timeline import render_timeline
     from .ui import TemporalUI, jupyter_ui_options, temporal_ui
 
 

@@ -24,7 +24,7 @@ from .execution import (
     _kernel_running,
     in_fresh_context,
 )
-from .render import PHASE_COLOURS
+from .style import MUTED, PHASE_COLOURS, TRACK, ink
 
 if TYPE_CHECKING:
     from ..batch import Batch
@@ -46,7 +46,7 @@ _ORDER = (
 )
 """Bar segments and counts, in this order: ended first, then running, then waiting to start."""
 _ENDED = frozenset(_ORDER[:4])
-_MUTED = "color:#6b7280"
+_MUTED = MUTED
 
 
 def _short(phase: str) -> str:
@@ -70,7 +70,7 @@ def render_batch(
         if p in _ENDED
     )
     text = " · ".join(
-        f"<span data-phase='{p}' style='color:{PHASE_COLOURS.get(p, '#6b7280')}'>{counts[p]} {_short(p)}</span>"
+        f"<span data-phase='{p}' style='{ink(PHASE_COLOURS.get(p, '#6b7280'))}'>{counts[p]} {_short(p)}</span>"
         for p in phases
     )
     tag_text = "".join(
@@ -83,7 +83,7 @@ def render_batch(
         "<div class='stigmer-batch' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
         f"<div>{title}<b>batch</b> <code style='{_MUTED}'>{html.escape(batch_id)}</code>{tag_text}</div>"
         "<div style='display:flex;align-items:center;gap:8px;margin-top:3px'>"
-        "<div style='background:#e5e7eb;border-radius:3px;width:320px;height:9px;overflow:hidden;"
+        f"<div style='background:{TRACK};border-radius:3px;width:320px;height:9px;overflow:hidden;"
         f"display:flex'>{segments}</div>"
         f"<span class='stigmer-batch-progress'>{finished}/{total} finished</span></div>"
         f"<div class='stigmer-batch-counts' style='{_MUTED}'>{text}</div></div>"

@@ -2,6 +2,11 @@
 
 # Figures are built with matplotlib's object API on the Agg canvas, never through pyplot, so no
 # global figure state is touched and rendering is safe from any thread.
+#
+# Every colour is set here rather than taken from rcParams: inside a kernel matplotlib-inline makes
+# figures transparent, and a notebook may use a dark style, either of which would leave dark text
+# on a dark JupyterLab background (or white on white). Each chart is an opaque light card with a
+# thin border and dark text, readable in the light and the dark theme alike.
 
 from __future__ import annotations
 
@@ -15,38 +20,57 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .. import analytics
-from .render import PHASE_COLOURS, STATUS_COLOURS
+from .style import PHASE_COLOURS, STATUS_COLOURS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from ..service import ExecutionSnapshot
 
-__all__ = ["durations_png", "phase_counts_png", "throughput_png", "timeline_png"]
+__all__ = ["BORDER", "INK", "PAPER", "durations_png", "phase_counts_png", "throughput_png", "timeline_png"]
 
+PAPER = "#ffffff"
+"""Background of every chart (opaque)."""
+INK = "#1f2937"
+"""Colour of titles, labels and tick labels."""
+BORDER = "#9ca3af"
+"""The chart's frame and axis lines: visible on a white card and on a dark page."""
 _MUTED = "#6b7280"
 MAX_TIMELINE_ROWS = 40
 MAX_WORKFLOWS = 8
 
 
 def _figure(width: float = 4.4, height: float = 2.6) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(
+        figsize=(width, height),
+        dpi=100,
+        layout="constrained",
+        facecolor=PAPER,
+        edgecolor=BORDER,
+        linewidth=1.0,
+    )
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    ax = fig.add_subplot(facecolor=PAPER)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(labelsize=8)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(BORDER)
+    ax.tick_params(labelsize=8, color=BORDER, labelcolor=INK)
     return fig, ax
+
+
+def _title(ax: Axes, title: str) -> None:
+    ax.set_title(title, fontsize=10, loc="left", color=INK)
 
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", facecolor=PAPER, edgecolor=BORDER, transparent=False)
     return buffer.getvalue()
 
 
 def _empty(fig: Figure, ax: Axes, title: str, text: str) -> bytes:
-    ax.set_title(title, fontsize=10, loc="left")
+    _title(ax, title)
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color=_MUTED, fontsize=9)
     ax.set_axis_off()
     return _png(fig)
@@ -66,9 +90,9 @@ def phase_counts_png(executions: pd.DataFrame) -> bytes:
     names = [_short(p) for p in counts["phase"]][::-1]
     colours = [PHASE_COLOURS.get(p, _MUTED) for p in counts["phase"]][::-1]
     bars = ax.barh(names, list(counts["executions"])[::-1], color=colours)
-    ax.bar_label(bars, fontsize=8, padding=2)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.set_xlabel("executions", fontsize=8)
+    ax.bar_label(bars, fontsize=8, padding=2, color=INK)
+    _title(ax, title)
+    ax.set_xlabel("executions", fontsize=8, color=INK)
     ax.margins(x=0.15)
     return _png(fig)
 
@@ -87,15 +111,15 @@ def durations_png(executions: pd.DataFrame) -> bytes:
     for pos, group in zip(positions, groups, strict=True):
         q0, q1, q2, q3, q4 = (group["duration_ms"] / 1000.0).quantile([0, 0.25, 0.5, 0.75, 1]).tolist()
         ax.barh(pos, q3 - q1, left=q1, height=0.5, facecolor="#eef2ff", edgecolor="#4b5563", linewidth=0.8)
-        ax.vlines(q2, pos - 0.25, pos + 0.25, color="#111827", linewidth=1.2)
+        ax.vlines(q2, pos - 0.25, pos + 0.25, color=INK, linewidth=1.2)
         ax.hlines(pos, q0, q1, color="#4b5563", linewidth=0.8)
         ax.hlines(pos, q3, q4, color="#4b5563", linewidth=0.8)
     for pos, group in zip(positions, groups, strict=True):
         colours = [PHASE_COLOURS.get(p, _MUTED) for p in group["phase"]]
         ax.scatter(group["duration_ms"] / 1000.0, [pos] * len(group), s=9, c=colours, alpha=0.6, zorder=3)
     ax.set_yticks(positions, [str(w)[:24] for w in top])
-    ax.set_xlabel("seconds", fontsize=8)
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel("seconds", fontsize=8, color=INK)
+    _title(ax, title)
     return _png(fig)
 
 
@@ -124,10 +148,10 @@ def throughput_png(executions: pd.DataFrame, freq: str | None = None) -> bytes:
     locator = mdates.AutoDateLocator(maxticks=6)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.set_ylabel("executions", fontsize=8)
-    ax.set_xlabel("UTC", fontsize=8)
-    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    _title(ax, title)
+    ax.set_ylabel("executions", fontsize=8, color=INK)
+    ax.set_xlabel("UTC", fontsize=8, color=INK)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", labelcolor=INK)
     return _png(fig)
 
 
@@ -164,6 +188,6 @@ def timeline_png(snapshot: ExecutionSnapshot, now: datetime | None = None) -> by
     ax.invert_yaxis()
     shown = f"  (first {rows} of {rows + hidden} tasks)" if hidden else ""
     clock = " (workflow time: idle waits were skipped)" if rec.time_skipping else ""
-    ax.set_xlabel("seconds since start" + clock + shown, fontsize=8)
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel("seconds since start" + clock + shown, fontsize=8, color=INK)
+    _title(ax, title)
     return _png(fig)

@@ -19,7 +19,7 @@ from .. import analytics
 from ..errors import StigmerError
 from .charts import durations_png, phase_counts_png, throughput_png, timeline_png
 from .execution import in_fresh_context
-from .render import PHASE_COLOURS
+from .style import ERROR, MUTED, PHASE_COLOURS, ink
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -50,7 +50,7 @@ _PHASE_CHOICES: list[tuple[str, str]] = [("all phases", ""), ("running", "runnin
     for p in sorted(analytics.PHASES, key=lambda p: (*_LIFECYCLE, p).index(p))
 ]
 _TABLE_ROWS = 50
-_MUTED = "color:#6b7280"
+_MUTED = MUTED
 
 
 def _duration(ms: Any) -> str:
@@ -105,11 +105,11 @@ def executions_table_html(executions: pd.DataFrame, *, rows: int = _TABLE_ROWS) 
             f"<td style='padding:1px 8px'>{html.escape(str(row['name']))}<br>"
             f"<code style='{_MUTED};font-size:11px'>{row['execution_id']}</code></td>"
             f"<td style='padding:1px 8px'>{html.escape(str(row['workflow_name']))}</td>"
-            f"<td style='padding:1px 8px;color:{colour};font-weight:600'>{phase.removeprefix('EXECUTION_')}</td>"
+            f"<td style='padding:1px 8px;{ink(colour)};font-weight:600'>{phase.removeprefix('EXECUTION_')}</td>"
             f"<td class='stigmer-tags' style='padding:1px 8px'>{_tag_chips(_tags(tag_list))}</td>"
             f"<td style='padding:1px 8px;white-space:nowrap'>{created}</td>"
             f"<td style='padding:1px 8px;text-align:right'>{_duration(row['duration_ms'])}</td>"
-            f"<td style='padding:1px 8px;color:#dc2626'>{html.escape(_error_title(error))}</td></tr>"
+            f"<td style='padding:1px 8px;{ink(ERROR)}'>{html.escape(_error_title(error))}</td></tr>"
         )
     head = "".join(
         f"<th style='text-align:left;padding:1px 8px'>{h}</th>"
@@ -386,7 +386,7 @@ class Dashboard:
         try:
             self.refresh(charts=True)
         except StigmerError as exc:
-            self._set(self.summary, f"<span style='color:#dc2626'>{html.escape(str(exc))}</span>")
+            self._set(self.summary, f"<span style='{ink(ERROR)}'>{html.escape(str(exc))}</span>")
 
     def _on_select(self, change: Any) -> None:
         if self._selecting:
@@ -396,7 +396,7 @@ class Dashboard:
             try:
                 self._render_timeline()
             except StigmerError as exc:
-                self._set(self.summary, f"<span style='color:#dc2626'>{html.escape(str(exc))}</span>")
+                self._set(self.summary, f"<span style='{ink(ERROR)}'>{html.escape(str(exc))}</span>")
 
     # --- following the history -----------------------------------------------------------------
 

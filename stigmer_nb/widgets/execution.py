@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..errors import StigmerError
+from .panels import LATEST, PANELS, graph_available, render_graph
 from .render import ACTIONS, ViewState, pending_approvals, render_execution, view_class
 from .static import execution_html
 
@@ -35,6 +36,7 @@ __all__ = [
     "TERMINATE_REASON",
     "approval_prompts",
     "display_execution",
+    "graph_of",
     "execution_mimebundle",
     "view_for",
 ]
@@ -117,7 +119,9 @@ class MessageBudget:
             return 0.0
         if excess > len(self._sent):
             return self.window  # more than a window's worth: cannot happen with our costs
-        return max(self._sent[excess - 1] + self.window - now, 0.001)
+        # The window is what the frontend sees, and messages reach it a few ms apart from when
+        # they left: a margin keeps a message due at the window's edge from landing inside it.
+        return max(self._sent[excess - 1] + self.window - now + _EDGE_MARGIN, 0.001)
 
     def room(self, *, final: bool = False) -> int:
         """Messages that may be sent now."""
@@ -159,6 +163,13 @@ _BUTTONS: dict[str, tuple[str, str, str, str]] = {
 _LABELS = {"rerun": "re-run", "recover": "recovery"}
 TERMINATE_REASON = "terminated from the notebook"
 """The reason the Terminate button gives (the execution's error and lifecycle log say it)."""
+_PANEL_LABELS = {
+    "tasks": ("Tasks", "One row per task run: status, duration, error"),
+    "timeline": ("Timeline", "The task runs on a time axis, growing while they run"),
+    "graph": ("Graph", "The workflow's tasks as a graph, and the latest input, output and error of one"),
+}
+_DETAILS_LABEL = ("Details", "The latest input, output and error of one task")
+"""The third panel's label while there is no graph to draw (``stigmer_nb.graph`` missing)."""
 _PROMPT_TRIES = 10
 _PROMPT_RETRY = 0.2
 """An approval's prompt is noted just after its task starts: a lookup that finds none yet retries."""
@@ -172,17 +183,26 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-_lookups: concurrent.futures.ThreadPoolExecutor | None = None
-_lookups_lock = threading.Lock()
+_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+_GRAPH_INTERVAL = 1.0
+_EDGE_MARGIN = 0.03
+"""Seconds added to a wait for budget room (delivery jitter)."""
+_GRAPH_HOLD = 3.0
+"""Seconds the final update may wait for the graph of the final state."""
+"""Seconds between the starts of two drawings of one view's graph, at least."""
 
 
-def _in_background(fn: Callable[..., Any], *args: Any) -> None:
-    """Run ``fn(*args)`` on a helper thread: never on the lab's thread, which sends the updates."""
-    global _lookups
-    with _lookups_lock:
-        if _lookups is None:
-            _lookups = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="stigmer-view")
-        executor = _lookups
+def _in_background(fn: Callable[..., Any], *args: Any, pool: str = "lookups") -> None:
+    """Run ``fn(*args)`` on a helper thread: never on the lab's thread, which sends the updates.
+    Graphs draw on threads of their own, so a slow drawing never holds up an approval's prompt."""
+    with _pools_lock:
+        executor = _pools.get(pool)
+        if executor is None:
+            executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=2 if pool == "lookups" else 4, thread_name_prefix=f"stigmer-view-{pool}"
+            )
+            _pools[pool] = executor
     executor.submit(in_fresh_context, fn, *args)
 
 
@@ -204,6 +224,14 @@ class ExecutionView:
     ``prompts`` returns the recorded prompts of the execution's approval tasks by task id (read
     once per new approval task, on a helper thread); ``show`` displays an execution a Re-run or
     Recover started (by default inside this view).
+
+    Below the header a selector switches the body between the task table, the task timeline and
+    the graph panel (``PANELS``); only the panel shown is rendered and sent, inside the body's own
+    update, so the choice costs no message per update. The graph panel has a task selector whose
+    latest run's input, output and error it shows, and the SVG ``graph(snapshot)`` returns (drawn
+    on a helper thread while that panel is shown, when a task changed; ``view_for`` passes
+    ``panels.render_graph`` with the execution's document). A choice made in the frontend is
+    applied by the next budgeted update, or at once (one message) after the end.
     """
 
     def __init__(
@@ -220,6 +248,7 @@ class ExecutionView:
         reject: Callable[[str | None, str], object] | None = None,
         prompts: Callable[[], Mapping[str, Any]] | None = None,
         show: Callable[[Any], object] | None = None,
+        graph: Callable[[ExecutionSnapshot], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = _utcnow,
         max_messages_per_second: int = MAX_MESSAGES_PER_SECOND,
@@ -252,6 +281,17 @@ class ExecutionView:
         self._prompts_asked: set[str] = set()
         self._looking = False
         self._show = show or self._show_here
+        self._panel = "tasks"
+        self._selected = LATEST
+        self._graph_source = graph
+        self._graph: tuple[Any, str | None] | None = None
+        """(key of the snapshot drawn, its SVG) of the last graph drawn."""
+        self._graphing = False
+        self._graph_failed = False
+        self._held_since = 0.0
+        """When the final update began to wait for the graph (0: it has not)."""
+        self._applying = False
+        """Set while an update assigns traits (a selection it moves is not a person's pick)."""
         self.started: list[Any] = []
         """Executions the Re-run and Recover buttons started, in order."""
         self._clock = clock
@@ -315,6 +355,33 @@ class ExecutionView:
             layout=widgets.Layout(display="none" if fixed else None),
             _dom_classes=("stigmer-approval",),
         )
+        third, third_tip = _PANEL_LABELS["graph"] if graph is not None else _DETAILS_LABEL
+        self.panel = widgets.ToggleButtons(
+            options=[(_PANEL_LABELS[p][0], p) for p in PANELS[:2]] + [(third, "graph")],
+            value=self._panel,
+            tooltips=[_PANEL_LABELS[p][1] for p in PANELS[:2]] + [third_tip],
+            style={"button_width": "auto"},
+            layout=widgets.Layout(width="auto"),
+            _dom_classes=("stigmer-panel-select",),
+        )
+        """Which panel the body shows: "tasks", "timeline" or "graph"."""
+        self.node = widgets.Dropdown(
+            options=state.nodes or (("latest task", LATEST),),
+            value=LATEST,
+            description="task",
+            style={"description_width": "auto"},
+            layout=widgets.Layout(width="auto", max_width="480px"),
+            _dom_classes=("stigmer-node-select",),
+        )
+        """The task whose latest run the graph panel details (its reference; "" the latest task).
+        Hidden by the body's CSS while another panel is shown."""
+        self.panels = widgets.HBox(
+            [self.panel, self.node],
+            layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
+            _dom_classes=("stigmer-panels",),
+        )
+        self.panel.observe(self._on_choice, names="value")
+        self.node.observe(self._on_choice, names="value")
         self.started_output = widgets.Output()
         """Where the executions the Re-run and Recover buttons start are displayed."""
         self._header = widgets.HBox(
@@ -323,7 +390,7 @@ class ExecutionView:
             _dom_classes=("stigmer-header",),  # the status' CSS finds the buttons through it
         )
         self.widget = widgets.VBox(
-            [self._header, self.approval_panel, self.body, self.inputs, self.started_output],
+            [self._header, self.approval_panel, self.panels, self.body, self.inputs, self.started_output],
             _dom_classes=("stigmer-view", view_class(snapshot.record.id)),
         )
         self._want_prompts(snapshot)
@@ -380,6 +447,7 @@ class ExecutionView:
                 return
             self._snapshot = snapshot
         self._want_prompts(snapshot)
+        self._want_graph()
         # The final one at once and synchronously: whoever waits on the execution then sees the
         # final state (unless the budget says wait: then as soon as it allows).
         if not snapshot.terminal or in_fresh_context(self.flush) is not None:
@@ -391,8 +459,18 @@ class ExecutionView:
         phase = snapshot.record.phase.name
         notice = self._notice[1] if self._notice is not None and self._notice[0] == phase else ""
         requested = self._requested or (self._deciding[1] if self._deciding is not None else None)
+        graph = self._graph
         return render_execution(
-            snapshot, now, requested=requested, enabled=self._enabled, prompts=self._prompts, notice=notice
+            snapshot,
+            now,
+            requested=requested,
+            enabled=self._enabled,
+            prompts=self._prompts,
+            notice=notice,
+            panel=self._panel,
+            selected=self._selected,
+            graph_svg=graph[1] if graph is not None else None,
+            graph_pending=self._panel == "graph" and self._graph_source is not None and graph is None,
         )
 
     def _settle(self) -> None:
@@ -418,6 +496,8 @@ class ExecutionView:
             (self.body, "value", state.body),
             (self.approval, "value", state.approval),
         ]
+        if state.nodes:  # the graph panel's choices grow as new tasks start
+            wanted.append((self.node, "options", state.nodes))
         wanted += [(self.buttons[a], "tooltip", tip) for a, tip in self._tooltips.items()]
         if self._clear_comment:
             wanted.append((self.comment, "value", ""))
@@ -427,6 +507,17 @@ class ExecutionView:
                 changed.setdefault(id(widget), (widget, {}))[1][trait] = value
         return list(changed.values())
 
+    def _apply(self, changes: list[tuple[widgets.Widget, dict[str, Any]]]) -> None:
+        """Assign the traits (lock held): one message per widget, whatever changed in it."""
+        self._applying = True
+        try:
+            for widget, traits in changes:
+                with widget.hold_sync():
+                    for trait, value in traits.items():
+                        setattr(widget, trait, value)
+        finally:
+            self._applying = False
+
     def flush(self) -> float | None:
         """Apply the newest state if the message budget allows. Returns the seconds until the next
         update is due (the budget frees up, or the clock ticks), or None once final."""
@@ -434,6 +525,10 @@ class ExecutionView:
             if self._final_sent:
                 return None
             self._settle()
+            if self._graph_pending():
+                # The final update waits for the graph of the final state (drawn on a helper
+                # thread, which wakes this again), so that it goes out whole and nothing follows.
+                return 0.25
             state = self._render(self._now())
             changes = self._changes(state)
             # What fits in the budget goes now, the status first (it carries the buttons' CSS);
@@ -442,10 +537,7 @@ class ExecutionView:
             if changes and room == 0:
                 return self.budget.delay(1, final=state.terminal)
             now, later = changes[:room], changes[room:]
-            for widget, traits in now:
-                with widget.hold_sync():  # one message per widget, whatever changed in it
-                    for trait, value in traits.items():
-                        setattr(widget, trait, value)
+            self._apply(now)
             self.budget.spend(len(now))
             self.messages += len(now)
             self._clear_comment = self._clear_comment and any(w is self.comment for w, _ in later)
@@ -520,6 +612,100 @@ class ExecutionView:
             displays, self._displays = self._displays, []
         for handle in displays:
             self._update_display(handle)
+
+    # --- panels -----------------------------------------------------------------------------------
+
+    def _on_choice(self, _change: Any = None) -> None:
+        """A panel or task picked in the frontend: shown by the next update (after the end, at once)."""
+        with self._lock:
+            panel = self.panel.value if self.panel.value in PANELS else "tasks"
+            selected = self.node.value or LATEST
+            if (panel, selected) == (self._panel, self._selected):
+                return
+            self._panel, self._selected = panel, selected
+            final = self._final_sent
+            applying = self._applying
+        self._want_graph()
+        if applying:  # new choices just sent moved the selection: shown by the next update
+            self._wake()
+        elif final:
+            self._apply_now()
+        elif self._loop is None:
+            self.flush()
+        else:
+            self._wake()
+
+    def _apply_now(self) -> None:
+        """After the final update: apply a change the person asked for (one message per widget
+        changed, one click at a time; nothing else changes any more)."""
+        with self._lock:
+            state = self._render(self._now())
+            changes = self._changes(state)
+            self._apply(changes)
+            self.budget.spend(len(changes))
+            self.messages += len(changes)
+            self._state = state
+
+    def _graph_key(self, snapshot: ExecutionSnapshot) -> tuple[Any, ...]:
+        return (snapshot.record.phase, snapshot.record.last_seq, len(snapshot.tasks))
+
+    def _graph_pending(self) -> bool:
+        """The run has ended, the graph panel is shown, and its drawing of the end is not in yet
+        (lock held). False when drawing failed: the end is never held back by the graph."""
+        if self._graph_source is None or self._panel != "graph" or self._graph_failed:
+            return False
+        if not self._snapshot.terminal:
+            return False
+        if self._graph is not None and self._graph[0] == self._graph_key(self._snapshot):
+            return False
+        now = self._clock()
+        self._held_since = self._held_since or now
+        if now - self._held_since > _GRAPH_HOLD:
+            return False  # a drawing this slow is not worth a late end: it follows on its own
+        if not self._graphing:
+            self._graphing = True
+            _in_background(self._draw_graph, pool="graphs")
+        return True
+
+    def _want_graph(self) -> None:
+        """Draw the graph of the newest snapshot on a helper thread, while the graph panel is shown
+        and unless it is drawn already or a drawing is under way (that one looks again when done)."""
+        if self._graph_source is None:
+            return
+        with self._lock:
+            if self._panel != "graph" or self._graphing:
+                return
+            if self._graph is not None and self._graph[0] == self._graph_key(self._snapshot):
+                return
+            self._graphing = True
+        _in_background(self._draw_graph, pool="graphs")
+
+    def _draw_graph(self) -> None:
+        """Draw until the drawing shows the newest snapshot, at most once per ``_GRAPH_INTERVAL``."""
+        assert self._graph_source is not None
+        while True:
+            started = time.monotonic()
+            snapshot = self._snapshot
+            try:
+                svg = self._graph_source(snapshot)
+            except Exception:  # no graph, no harm: the task details still show
+                level = logging.DEBUG if self._graph_failed else logging.WARNING
+                log.log(level, "the graph of %s could not be drawn", self.execution_id, exc_info=True)
+                self._graph_failed = True
+                svg = None
+            key = self._graph_key(snapshot)
+            with self._lock:
+                self._graph = (key, svg)
+                again = self._panel == "graph" and key != self._graph_key(self._snapshot)
+                self._graphing = again
+                final = self._final_sent
+            if final:
+                self._apply_now()
+            else:
+                self._wake()
+            if not again:
+                return
+            time.sleep(max(_GRAPH_INTERVAL - (time.monotonic() - started), 0.0))
 
     # --- approval prompts -------------------------------------------------------------------------
 
@@ -685,6 +871,9 @@ class ExecutionView:
             *self.buttons.values(),
             self.approval,
             self.comment,
+            self.panel,
+            self.node,
+            self.panels,
             *self.approval_panel.children,
             self.approval_panel,
             self.started_output,
@@ -711,6 +900,15 @@ def approval_prompts(lab: Lab, execution_id: str) -> dict[str, Any]:
     return {str(task_id): json.loads(prompt) if prompt else None for task_id, prompt in rows}
 
 
+def graph_of(lab: Lab, snapshot: ExecutionSnapshot) -> str | None:
+    """The graph panel's SVG of ``snapshot``: ``panels.render_graph`` with the document version
+    the execution runs (None when it has none recorded, or no graph can be drawn)."""
+    digest = snapshot.record.document_hash
+    if not digest:
+        return None
+    return render_graph(snapshot, lab.service.version_document(digest))
+
+
 def view_for(execution: Execution) -> ExecutionView:
     """The live view of ``execution``: one per execution and lab, following it until it ends."""
     lab = execution.lab
@@ -729,6 +927,7 @@ def view_for(execution: Execution) -> ExecutionView:
                 approve=lambda comment, task: execution.approve(comment, task=task),
                 reject=lambda comment, task: execution.reject(comment, task=task),
                 prompts=lambda: approval_prompts(lab, execution.id),
+                graph=functools.partial(graph_of, lab) if graph_available() else None,
             )
             views[execution.id] = view
     if lab.running:

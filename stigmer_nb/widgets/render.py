@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import html
-import json
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from .panels import PANELS, graph_panel_html, node_options
+from .style import ERROR, MUTED, PHASE_COLOURS, STATUS_COLOURS, TRACK, WAITING, ink, json_html
+from .timeline import format_elapsed, render_timeline
 
 if TYPE_CHECKING:
     from ..model import ExecutionRecord
@@ -18,6 +20,7 @@ __all__ = [
     "ACTIONS",
     "APPROVAL_KIND",
     "MAX_ROWS",
+    "PANELS",
     "PHASE_COLOURS",
     "STATUS_COLOURS",
     "STATUS_ICONS",
@@ -30,28 +33,12 @@ __all__ = [
     "view_class",
 ]
 
-PHASE_COLOURS = {
-    "EXECUTION_PENDING": "#6b7280",
-    "EXECUTION_IN_PROGRESS": "#2563eb",
-    "EXECUTION_COMPLETED": "#16a34a",
-    "EXECUTION_FAILED": "#dc2626",
-    "EXECUTION_CANCELLED": "#d97706",
-    "EXECUTION_PAUSED": "#7c3aed",
-    "EXECUTION_TERMINATED": "#9f1239",
-}
 STATUS_ICONS = {
     "WORKFLOW_TASK_PENDING": "○",
     "WORKFLOW_TASK_IN_PROGRESS": "◐",
     "WORKFLOW_TASK_COMPLETED": "✔",
     "WORKFLOW_TASK_FAILED": "✖",
     "WORKFLOW_TASK_SKIPPED": "↷",
-}
-STATUS_COLOURS = {
-    "WORKFLOW_TASK_PENDING": "#6b7280",
-    "WORKFLOW_TASK_IN_PROGRESS": "#2563eb",
-    "WORKFLOW_TASK_COMPLETED": "#16a34a",
-    "WORKFLOW_TASK_FAILED": "#dc2626",
-    "WORKFLOW_TASK_SKIPPED": "#9ca3af",
 }
 _FINISHED_TASK = {"WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SKIPPED"}
 ACTIONS = ("pause", "resume", "cancel", "terminate", "rerun", "recover")
@@ -69,11 +56,8 @@ _NOTES = {
     "approve": ("approving…", "EXECUTION_COMPLETED"),
     "reject": ("rejecting…", "EXECUTION_FAILED"),
 }
-_WAITING = "#b45309"
 MAX_ROWS = 100
 """Task rows shown at most; a long for-loop would otherwise make every update megabytes."""
-_JSON_LIMIT = 4000
-_MUTED = "color:#6b7280"
 
 
 @dataclass(frozen=True)
@@ -97,6 +81,10 @@ class ViewState:
     """Approval tasks waiting for a decision: (task id, task name), oldest first."""
     approval: str = ""
     """HTML of the approval request the panel answers (task name and prompt); "" when none waits."""
+    panel: str | None = "tasks"
+    """What the body shows below the progress bar (one of ``PANELS``; None: tasks and timeline)."""
+    nodes: tuple[tuple[str, str], ...] = ()
+    """Choices of the node selector (label, task reference), while the graph panel is shown."""
 
 
 def view_class(execution_id: str) -> str:
@@ -132,28 +120,6 @@ def pending_approvals(snapshot: ExecutionSnapshot) -> tuple[tuple[str, str], ...
         for t in snapshot.tasks
         if t.kind == APPROVAL_KIND and t.status == "WORKFLOW_TASK_IN_PROGRESS"
     )
-
-
-def format_elapsed(seconds: float | None, *, running: bool) -> str:
-    """``0.42s``, ``12.3s``, ``4m 05s``, ``2h 03m``; whole seconds while running so it ticks evenly."""
-    if seconds is None:
-        return ""
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        if running:
-            return f"{math.floor(seconds)}s"
-        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
-    whole = math.floor(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {(whole % 3600) // 60:02d}m"
-
-
-def _json(value: Any, limit: int = _JSON_LIMIT) -> str:
-    text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
-    if len(text) > limit:
-        text = text[:limit] + f"\n… ({len(text) - limit:,} more characters; use .output / .input)"
-    return html.escape(text)
 
 
 def _elapsed(snapshot: ExecutionSnapshot, now: datetime) -> float | None:
@@ -201,26 +167,26 @@ def _task_rows(tasks: tuple[TaskState, ...]) -> str:
         colour = STATUS_COLOURS.get(task.status, "#6b7280")
         status = task.status.removeprefix("WORKFLOW_TASK_")
         duration = f"{task.duration_ms:,.0f} ms" if task.duration_ms is not None else ""
-        attempt = f" <span style='{_MUTED}'>attempt {task.attempt}</span>" if task.attempt > 1 else ""
+        attempt = f" <span style='{MUTED}'>attempt {task.attempt}</span>" if task.attempt > 1 else ""
         error = ""
         if task.error:
             error = (
-                f"<details><summary style='color:#dc2626;cursor:pointer'>{html.escape(_error_text(task.error))}"
-                f"</summary><pre style='margin:2px 0;white-space:pre-wrap'>{_json(task.error)}</pre></details>"
+                f"<details><summary style='{ink(ERROR)};cursor:pointer'>{html.escape(_error_text(task.error))}"
+                f"</summary><pre style='margin:2px 0;white-space:pre-wrap'>{json_html(task.error)}</pre></details>"
             )
         rows.append(
             f"<tr data-status='{status}'>"
             f"<td style='padding:1px 8px 1px {6 + 16 * task.depth}px;white-space:nowrap'>"
             f"<span style='color:{colour}'>{icon}</span> {html.escape(task.name)}</td>"
-            f"<td style='padding:1px 8px;{_MUTED}'>{html.escape(task.kind)}</td>"
-            f"<td style='padding:1px 8px;color:{colour}'>{status}{attempt}</td>"
+            f"<td style='padding:1px 8px;{MUTED}'>{html.escape(task.kind)}</td>"
+            f"<td style='padding:1px 8px;{ink(colour)}'>{status}{attempt}</td>"
             f"<td style='padding:1px 8px;text-align:right;white-space:nowrap'>{duration}</td>"
             f"<td style='padding:1px 8px'>{error}</td></tr>"
         )
     more = ""
     if hidden:
         more = (
-            f"<tr><td colspan='5' style='padding:1px 8px;{_MUTED}'>… {hidden:,} earlier tasks not shown "
+            f"<tr><td colspan='5' style='padding:1px 8px;{MUTED}'>… {hidden:,} earlier tasks not shown "
             "(execution.tasks has every one)</td></tr>"
         )
     head = "".join(
@@ -244,19 +210,19 @@ def _problem(error: dict[str, Any]) -> str:
         if x
     )
     return (
-        "<div class='stigmer-problem' style='border-left:3px solid #dc2626;padding:2px 8px;margin-top:6px'>"
-        f"<b style='color:#dc2626'>{title}</b>"
+        f"<div class='stigmer-problem' style='border-left:3px solid {ERROR};padding:2px 8px;margin-top:6px'>"
+        f"<b style='{ink(ERROR)}'>{title}</b>"
         + (f"<div>{detail}</div>" if detail else "")
-        + (f"<div style='{_MUTED}'>{facts}</div>" if facts else "")
+        + (f"<div style='{MUTED}'>{facts}</div>" if facts else "")
         + "<details><summary style='cursor:pointer'>problem details</summary>"
-        f"<pre style='margin:2px 0;white-space:pre-wrap'>{_json(error)}</pre></details></div>"
+        f"<pre style='margin:2px 0;white-space:pre-wrap'>{json_html(error)}</pre></details></div>"
     )
 
 
 def _prompt_html(prompt: Any) -> str:
     if isinstance(prompt, str):
         return html.escape(prompt)
-    return f"<code>{_json(prompt, 500)}</code>"
+    return f"<code>{json_html(prompt, 500)}</code>"
 
 
 def _approval_html(approvals: tuple[tuple[str, str], ...], prompts: Mapping[str, Any] | None) -> str:
@@ -267,14 +233,14 @@ def _approval_html(approvals: tuple[tuple[str, str], ...], prompts: Mapping[str,
     prompt = (prompts or {}).get(task_id)
     text = f": {_prompt_html(prompt)}" if prompt not in (None, "") else ""
     more = (
-        f" <span style='{_MUTED}'>({len(approvals) - 1} more waiting after this one)</span>"
+        f" <span style='{MUTED}'>({len(approvals) - 1} more waiting after this one)</span>"
         if len(approvals) > 1
         else ""
     )
     return (
         "<div class='stigmer-approval-request' style='font-family:var(--jp-ui-font-family,sans-serif);"
-        f"font-size:13px;border-left:3px solid {_WAITING};padding:2px 8px;margin:4px 0'>"
-        f"<b style='color:{_WAITING}'>approval</b> <b>{html.escape(name)}</b>{text}{more}</div>"
+        f"font-size:13px;border-left:3px solid {WAITING};padding:2px 8px;margin:4px 0'>"
+        f"<b style='{ink(WAITING)}'>approval</b> <b>{html.escape(name)}</b>{text}{more}</div>"
     )
 
 
@@ -302,9 +268,12 @@ def _controls_style(
 
 def control_selector(scope: str, name: str) -> str:
     """CSS selector of one control of the view whose class is ``scope`` (``view_class(id)``): a
-    button of the header (``ACTIONS``), the approval panel (``"approval"``) or one of its buttons."""
+    button of the header (``ACTIONS``), the approval panel (``"approval"``) or one of its buttons,
+    or the graph panel's task selector (``"node"``)."""
     if name == "approval":
         return f".{scope} > .stigmer-approval"
+    if name == "node":
+        return f".{scope} > .stigmer-panels > .stigmer-node-select"
     if name in _DECISIONS:
         return f".{scope} > .stigmer-approval .stigmer-{name}"
     return f".{scope} > .stigmer-header > .stigmer-{name}"
@@ -320,6 +289,10 @@ def render_execution(
     prompts: Mapping[str, Any] | None = None,
     notice: str = "",
     controls: bool = True,
+    panel: str | None = "tasks",
+    selected: str = "",
+    graph_svg: str | None = None,
+    graph_pending: bool = False,
 ) -> ViewState:
     """Everything a view shows for ``snapshot`` at ``now`` (a pure function: no widgets, no I/O).
 
@@ -329,7 +302,14 @@ def render_execution(
     ``"reject"``) the view can perform, all when None. ``prompts``: approval prompts by task id.
     ``notice``: one line (a failed action) shown in the header. ``controls``: False for static
     HTML, which has no buttons to show or hide.
+
+    ``panel``: what the body shows below the progress bar, one of ``PANELS``: the task table, the
+    timeline, or the graph panel (``graph_svg`` when there is one, "drawing…" while
+    ``graph_pending``, and the details of the latest run of the task reference ``selected``, the
+    latest task when ""). None (static HTML): the task table and the timeline.
     """
+    if panel is not None and panel not in PANELS:
+        raise ValueError(f"panel must be one of {PANELS} or None, not {panel!r}")
     rec = snapshot.record
     phase = rec.phase.name
     terminal = rec.phase.terminal
@@ -352,12 +332,12 @@ def render_execution(
     note = ""
     if busy in _NOTES:
         text, tint = _NOTES[busy]
-        note = f" <span class='stigmer-note' style='color:{PHASE_COLOURS[tint]}'>{text}</span>"
+        note = f" <span class='stigmer-note' style='{ink(PHASE_COLOURS[tint])}'>{text}</span>"
     elif approvals:
         names = ", ".join(html.escape(n) for _, n in approvals)
-        note = f" <span class='stigmer-waiting' style='color:{_WAITING}'>waiting for approval: {names}</span>"
+        note = f" <span class='stigmer-waiting' style='{ink(WAITING)}'>waiting for approval: {names}</span>"
     if notice:
-        note += f" <span class='stigmer-notice' style='color:#dc2626'>{html.escape(notice)}</span>"
+        note += f" <span class='stigmer-notice' style='{ink(ERROR)}'>{html.escape(notice)}</span>"
     style = ""
     if controls:
         # Shows only the buttons this phase allows, without a message of its own (the header
@@ -366,27 +346,41 @@ def render_execution(
         style = _controls_style(view_class(rec.id), actions, bool(approvals), decisions, busy)
     status = (
         "<div class='stigmer-status' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>"
-        f"<b>{html.escape(rec.workflow_name)}</b> <code style='{_MUTED}'>{rec.id}</code> {_badge(phase)} "
-        f"<span class='stigmer-elapsed' style='{_MUTED}'>{label} {clock}</span>{note}{style}</div>"
+        f"<b>{html.escape(rec.workflow_name)}</b> <code style='{MUTED}'>{rec.id}</code> {_badge(phase)} "
+        f"<span class='stigmer-elapsed' style='{MUTED}'>{label} {clock}</span>{note}{style}</div>"
     )
     colour = PHASE_COLOURS.get(phase, "#6b7280")
     share = 100.0 * finished / known if known else (100.0 if terminal else 0.0)
     progress = (
         "<div style='display:flex;align-items:center;gap:8px'>"
-        "<div style='background:#e5e7eb;border-radius:3px;width:220px;height:7px;overflow:hidden'>"
+        f"<div style='background:{TRACK};border-radius:3px;width:220px;height:7px;overflow:hidden'>"
         f"<div style='background:{colour};width:{share:.1f}%;height:100%'></div></div>"
-        f"<span class='stigmer-progress' style='{_MUTED}'>{finished}/{known} tasks</span></div>"
+        f"<span class='stigmer-progress' style='{MUTED}'>{finished}/{known} tasks</span></div>"
     )
     parts = [
         "<div class='stigmer-body' style='font-family:var(--jp-ui-font-family,sans-serif);font-size:13px'>",
         progress,
     ]
-    if tasks:
+    nodes: tuple[tuple[str, str], ...] = ()
+    if panel in ("tasks", None) and tasks:
         parts.append(_task_rows(tasks))
+    if panel == "timeline":
+        parts.append(render_timeline(snapshot, now))
+    elif panel is None and any(t.started_at for t in tasks):
+        parts.append(f"<div style='{MUTED};margin-top:6px'>timeline</div>{render_timeline(snapshot, now)}")
+    if panel == "graph":
+        nodes = node_options(snapshot)
+        selected = selected if selected in {ref for _, ref in nodes} else ""
+        parts.append(graph_panel_html(snapshot, selected, svg=graph_svg, pending=graph_pending))
+    if controls and panel != "graph":
+        # The node selector belongs to the graph panel: hidden along with it, in the same message.
+        parts.append(
+            f"<style>{control_selector(view_class(rec.id), 'node')}{{display:none !important}}</style>"
+        )
     if rec.error:
         parts.append(_problem(rec.error))
     elif phase == "EXECUTION_COMPLETED":
-        text = _json(rec.output)
+        text = json_html(rec.output)
         opened = " open" if text.count("\n") < 20 else ""
         parts.append(
             f"<details class='stigmer-output'{opened}><summary style='cursor:pointer'>output</summary>"
@@ -397,8 +391,8 @@ def render_execution(
     if rec.input is not None:
         inputs = (
             "<details class='stigmer-input' style='font-family:var(--jp-ui-font-family,sans-serif);"
-            f"font-size:13px'><summary style='cursor:pointer;{_MUTED}'>input</summary>"
-            f"<pre style='margin:2px 0'>{_json(rec.input)}</pre></details>"
+            f"font-size:13px'><summary style='cursor:pointer;{MUTED}'>input</summary>"
+            f"<pre style='margin:2px 0'>{json_html(rec.input)}</pre></details>"
         )
     return ViewState(
         status=status,
@@ -412,4 +406,6 @@ def render_execution(
         actions=actions,
         approvals=approvals,
         approval=_approval_html(approvals, prompts),
+        panel=panel,
+        nodes=nodes,
     )

@@ -19,10 +19,10 @@ def execution_html(
     snapshot: ExecutionSnapshot, now: datetime | None = None, *, prompts: Mapping[str, Any] | None = None
 ) -> str:
     """A self-contained HTML summary of one execution: phase (and "waiting for approval: <task>"
-    while an approval task waits, with its prompt when ``prompts`` has it), tasks, output or
-    error, input. It has no buttons, so it carries no CSS for them: a copy kept in a notebook
-    never hides the buttons of a live view of the same execution."""
-    state = render_execution(snapshot, now or datetime.now(UTC), prompts=prompts, controls=False)
+    while an approval task waits, with its prompt when ``prompts`` has it), the task table, the
+    task timeline, output or error, input. It has no buttons, so it carries no CSS for them: a
+    copy kept in a notebook never hides the buttons of a live view of the same execution."""
+    state = render_execution(snapshot, now or datetime.now(UTC), prompts=prompts, controls=False, panel=None)
     return f"<div class='stigmer-execution'>{state.status}{state.approval}{state.body}{state.inputs}</div>"
 
 

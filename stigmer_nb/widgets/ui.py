@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .style import BORDER, MUTED
+
 if TYPE_CHECKING:
     from ..lab import Lab
 
@@ -109,20 +111,20 @@ class TemporalUI:
 
     def _repr_html_(self) -> str:
         if not self.url:
-            return f"<span style='color:#6b7280'>{html.escape(self.note)}</span>"
+            return f"<span style='{MUTED}'>{html.escape(self.note)}</span>"
         url = html.escape(self.url, quote=True)
         parts = [f"<a href='{url}' target='_blank' rel='noopener'>Temporal Web UI</a>"]
         if self.proxied and self.direct_url:
             direct = html.escape(self.direct_url, quote=True)
             parts.append(
-                f" <span style='color:#6b7280'>(through Jupyter; directly on this machine: "
+                f" <span style='{MUTED}'>(through Jupyter; directly on this machine: "
                 f"<a href='{direct}' target='_blank' rel='noopener'>{direct}</a>)</span>"
             )
         if self.iframe:
             # The UI sends X-Frame-Options: SAMEORIGIN, so it only frames when proxied.
             parts.append(
                 f"<iframe class='stigmer-temporal-ui' src='{url}' style='width:100%;height:{self.height}px;"
-                "border:1px solid #e5e7eb;border-radius:4px;margin-top:4px'></iframe>"
+                f"border:1px solid {BORDER};border-radius:4px;margin-top:4px'></iframe>"
             )
         return "<div class='stigmer-temporal-ui-link'>" + "".join(parts) + "</div>"
 

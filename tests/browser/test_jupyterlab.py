@@ -1,4 +1,5 @@
-"""JupyterLab in headless Chromium: a live view finishes while the kernel idles; the Temporal UI loads."""
+"""JupyterLab in headless Chromium: a live view finishes while the kernel idles; the Temporal UI loads;
+the view and the dashboard stay readable in the dark theme."""
 
 # The UI loads through jupyter-server-proxy, framed in the notebook, on its own page and from the
 # launcher tile's index. Screenshots land in test-artifacts/browser/.
@@ -6,8 +7,10 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -219,9 +222,110 @@ def write_notebook(server: Jupyter) -> str:
     return "live.ipynb"
 
 
+# Colours as the browser resolved them (any CSS syntax, color-mix included) through a 1x1 canvas,
+# composited over the nearest ancestor's background: the contrast of every text in an element.
+_CONTRASTS = """(selector) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 1;
+    const ctx = canvas.getContext('2d', {willReadFrequently: true});
+    const rgba = (css) => {
+        ctx.clearRect(0, 0, 1, 1);
+        ctx.fillStyle = 'rgba(0, 0, 0, 0)';
+        ctx.fillStyle = css;
+        ctx.fillRect(0, 0, 1, 1);
+        const d = ctx.getImageData(0, 0, 1, 1).data;
+        return [d[0], d[1], d[2], d[3] / 255];
+    };
+    const over = (top, below) => top.slice(0, 3).map((c, i) => c * top[3] + below[i] * (1 - top[3]));
+    const page = rgba(getComputedStyle(document.body).getPropertyValue('--jp-layout-color0') || 'white');
+    const background = (el) => {
+        const layers = [];
+        for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
+            const bg = rgba(getComputedStyle(node).backgroundColor);
+            if (bg[3] > 0) layers.push(bg);
+            if (bg[3] >= 0.99) break;
+        }
+        return layers.reverse().reduce((below, top) => over(top, below), page.slice(0, 3));
+    };
+    const luminance = (rgb) => {
+        const [r, g, b] = rgb.map((c) => {
+            c /= 255;
+            return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const found = [];
+    for (const root of document.querySelectorAll(selector)) {
+        for (const el of [root, ...root.querySelectorAll('*')]) {
+            if (el.tagName === 'OPTION' || !el.getClientRects().length) continue;
+            const text = [...el.childNodes]
+                .filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).join(' ').trim();
+            if (!text) continue;
+            const style = getComputedStyle(el);
+            if (style.visibility === 'hidden' || parseFloat(style.opacity) < 0.1) continue;
+            const bg = background(el);
+            const fg = over(rgba(style.color), bg);
+            const [a, b] = [luminance(fg), luminance(bg)].sort((x, y) => y - x);
+            found.push({
+                ratio: (a + 0.05) / (b + 0.05), text: text.slice(0, 40), tag: el.tagName,
+                cls: String(el.className).slice(0, 40), color: style.color, bg: bg.map(Math.round),
+            });
+        }
+    }
+    return found.sort((x, y) => x.ratio - y.ratio);
+}"""
+# The dashboard's chart images: opacity and lightness of a pixel inside the frame, and the frame.
+_CHART_PIXELS = """(selector) => [...document.querySelectorAll(selector)]
+    .filter((img) => img.complete && img.naturalWidth > 0)
+    .map((img) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth;
+        canvas.height = img.naturalHeight;
+        const ctx = canvas.getContext('2d', {willReadFrequently: true});
+        ctx.drawImage(img, 0, 0);
+        const inside = [...ctx.getImageData(4, 4, 1, 1).data];
+        const frame = [...ctx.getImageData(Math.floor(img.naturalWidth / 2), 0, 1, 1).data];
+        return {inside, frame, width: img.naturalWidth};
+    })"""
+
+
+def readability(page: Any, selector: str) -> list[dict[str, Any]]:
+    """Every visible text under ``selector`` with its contrast ratio, the worst first."""
+    return list(page.evaluate(_CONTRASTS, selector))
+
+
+def running_seconds(page: Any) -> float:
+    """The duration shown beside the view's running timeline bar (``4.21s…``), in seconds."""
+    text = page.evaluate(
+        """() => {
+            const bar = document.querySelector(".stigmer-view .stigmer-timeline-bar[data-status='IN_PROGRESS']");
+            return bar ? bar.parentElement.nextElementSibling.innerText : '';
+        }"""
+    )
+    match = re.search(r"([\d.]+)s…", text)
+    return float(match.group(1)) if match else -1.0
+
+
 def kernel_state(server: Jupyter) -> str:
     kernels = server.api("kernels")
     return kernels[0]["execution_state"] if kernels else "none"
+
+
+def graph_node(page: Any, node_id: str) -> dict[str, str]:
+    """The status class and fill colour of one task node in the view's graph (empty when not drawn)."""
+    return dict(
+        page.evaluate(
+            """(id) => {
+                const node = document.querySelector('.stigmer-view .stigmer-graph svg [id="' + id + '"]');
+                if (!node) return {status: '', fill: ''};
+                const status = [...node.classList].find(c => c.startsWith('stigmer-')
+                    && c !== 'stigmer-node' && !c.startsWith('stigmer-kind-')) || '';
+                const shape = node.querySelector('polygon, ellipse, path');
+                return {status, fill: shape ? shape.getAttribute('fill') : ''};
+            }""",
+            node_id,
+        )
+    )
 
 
 def test_live_view_and_temporal_ui_in_jupyterlab(jupyter: Jupyter, browser: Any) -> None:
@@ -256,13 +360,55 @@ def test_live_view_and_temporal_ui_in_jupyterlab(jupyter: Jupyter, browser: Any)
     assert cancel_shown
     page.screenshot(path=str(ARTIFACTS / "1-running.png"), full_page=True)
 
+    # The timeline panel, picked while it runs, grows with the clock (updates from the lab's thread).
+    view.locator(".stigmer-panel-select button", has_text="Timeline").click()
+    page.wait_for_selector(".stigmer-view .stigmer-timeline-bar[data-status='IN_PROGRESS']", timeout=15_000)
+    first = wait_for(lambda: running_seconds(page) > 0 and running_seconds(page), 10, "a running bar")
+    wait_for(lambda: running_seconds(page) >= first + 1.0, 10, "the running bar to grow")
+    assert kernel_state(jupyter) == "idle"
+    view.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "1b-timeline-running.png"), full_page=True)
+
+    # The graph panel mid-run: the waiting task's node is drawn in progress; it turns completed.
+    view.locator(".stigmer-panel-select button").nth(2).click()
+    node = view.locator(".stigmer-graph svg #node-do-1-pause")
+    node.wait_for(timeout=30_000)
+    running = graph_node(page, "node-do-1-pause")
+    assert running["status"] == "stigmer-in-progress", running
+    assert graph_node(page, "node-do-0-greet")["status"] == "stigmer-completed"
+    page.screenshot(path=str(ARTIFACTS / "1c-graph-running.png"), full_page=True)
+    finished = wait_for(
+        lambda: (n := graph_node(page, "node-do-1-pause"))["status"] == "stigmer-completed" and n,
+        30,
+        "the graph to show the wait completed",
+    )
+    assert finished["fill"] != running["fill"], (running, finished)
+    assert graph_node(page, "node-do-2-group-do-0-inner")["status"] == "stigmer-completed"
+    page.screenshot(path=str(ARTIFACTS / "1d-graph-completed.png"), full_page=True)
+    view.locator(".stigmer-panel-select button", has_text="Timeline").click()
+
     # Updates arrive from the lab's thread while the kernel stays idle.
     page.wait_for_selector(".stigmer-view .stigmer-phase[data-phase='EXECUTION_COMPLETED']", timeout=30_000)
     assert kernel_state(jupyter) == "idle"
     assert "4/4 tasks" in view.locator(".stigmer-progress").inner_text()
     assert '"done": true' in view.locator(".stigmer-output").inner_text()
     assert view.locator(".stigmer-cancel").is_hidden()
+    statuses = view.locator(".stigmer-timeline-bar").evaluate_all("bars => bars.map(b => b.dataset.status)")
+    assert statuses == ["COMPLETED"] * 4, statuses  # the final timeline, every run ended
     page.screenshot(path=str(ARTIFACTS / "2-completed.png"), full_page=True)
+
+    # The third panel: a task picked in its selector shows its latest run; the graph when drawn.
+    view.locator(".stigmer-panel-select button").nth(2).click()
+    view.locator(".stigmer-details").wait_for(timeout=15_000)
+    assert view.locator(".stigmer-node-select select").is_visible()
+    view.locator(".stigmer-node-select select").select_option(label="greet · /do/0/greet")
+    details = view.locator(".stigmer-details[data-reference='/do/0/greet']")
+    details.wait_for(timeout=15_000)
+    assert "hello browser" in details.locator(".stigmer-detail-output").inner_text()
+    if importlib.util.find_spec("stigmer_nb.graph") is not None:
+        view.locator(".stigmer-graph svg").wait_for(timeout=30_000)
+    view.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "2b-graph-panel.png"), full_page=True)
 
     # The dashboard below follows the history on its own: its table shows the finished run too.
     dashboard = page.locator(".stigmer-dashboard")
@@ -294,4 +440,26 @@ def test_live_view_and_temporal_ui_in_jupyterlab(jupyter: Jupyter, browser: Any)
     ui.get_by_text(f"workflow-exec-{execution_id}").first.wait_for(timeout=60_000)
     assert "/proxy/absolute/" in ui.url
     ui.close()
+
+    # Readable in both themes: every text of the view and the dashboard contrasts with what is
+    # behind it, and the charts are light cards (never transparent, whatever the theme).
+    themed = ".stigmer-view, .stigmer-dashboard"
+    for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+        page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
+        page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+        page.wait_for_timeout(500)  # the theme's stylesheet applies
+        texts = readability(page, themed)
+        assert len(texts) > 20
+        worst = [t for t in texts if t["ratio"] < 3.0]
+        assert not worst, f"{theme}: text hard to read: {worst[:5]}"
+        charts = page.evaluate(_CHART_PIXELS, ".stigmer-dashboard img")
+        assert len(charts) >= 4
+        for chart in charts:
+            assert chart["inside"][3] == 255 and min(chart["inside"][:3]) >= 240, chart
+            assert max(chart["frame"][:3]) < 200, chart  # the grey frame around the light card
+    assert page.evaluate("document.body.dataset.jpThemeName") == "JupyterLab Dark"
+    dashboard.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "6-dashboard-dark.png"), full_page=True)
+    view.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "7-view-dark.png"), full_page=True)
     page.close()

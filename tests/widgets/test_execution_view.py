@@ -164,7 +164,8 @@ def test_message_budget_keeps_room_for_the_final_update() -> None:
     budget = MessageBudget(4, reserve=2, clock=clock.monotonic)
     assert budget.delay(2) == 0
     budget.spend(2)
-    assert budget.delay(1) == pytest.approx(1.0)
+    # A window later, plus a margin for the messages' delivery jitter.
+    assert budget.delay(1) == pytest.approx(1.03)
     assert budget.delay(2, final=True) == 0
     clock.advance(1.0)
     assert budget.delay(2) == 0
