@@ -435,8 +435,18 @@ class ExecutionView:
         return {
             WIDGET_MIME: self.widget_data(),
             "text/plain": repr(self),
-            "text/html": execution_html(self._snapshot, self._now(), prompts=self.prompts),
+            "text/html": execution_html(
+                self._snapshot, self._now(), prompts=self.prompts, graph=self._drawn_graph()
+            ),
         }
+
+    def _drawn_graph(self) -> str | None:
+        """The graph drawn of the newest snapshot, if the graph panel drew it (never drawn here)."""
+        with self._lock:
+            drawn = self._graph
+            if drawn is None or drawn[0] != self._graph_key(self._snapshot):
+                return None
+            return drawn[1]
 
     # --- updates ---------------------------------------------------------------------------------
 

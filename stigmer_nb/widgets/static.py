@@ -16,14 +16,23 @@ __all__ = ["PHASE_COLOURS", "STATUS_ICONS", "execution_bundle", "execution_html"
 
 
 def execution_html(
-    snapshot: ExecutionSnapshot, now: datetime | None = None, *, prompts: Mapping[str, Any] | None = None
+    snapshot: ExecutionSnapshot,
+    now: datetime | None = None,
+    *,
+    prompts: Mapping[str, Any] | None = None,
+    graph: str | None = None,
 ) -> str:
     """A self-contained HTML summary of one execution: phase (and "waiting for approval: <task>"
     while an approval task waits, with its prompt when ``prompts`` has it), the task table, the
     task timeline, output or error, input. It has no buttons, so it carries no CSS for them: a
-    copy kept in a notebook never hides the buttons of a live view of the same execution."""
+    copy kept in a notebook never hides the buttons of a live view of the same execution.
+    ``graph``: the SVG of the workflow graph in this state, kept as a picture below the tasks."""
     state = render_execution(snapshot, now or datetime.now(UTC), prompts=prompts, controls=False, panel=None)
-    return f"<div class='stigmer-execution'>{state.status}{state.approval}{state.body}{state.inputs}</div>"
+    picture = f"<div class='stigmer-graph-static' style='overflow:auto;max-height:480px'>{graph}</div>"
+    return (
+        f"<div class='stigmer-execution'>{state.status}{state.approval}{state.body}"
+        f"{picture if graph else ''}{state.inputs}</div>"
+    )
 
 
 def execution_bundle(execution: Execution) -> dict[str, Any]:

@@ -200,3 +200,27 @@ def test_after_the_end_a_pick_is_applied_at_once_with_one_message(sent: Sent) ->
     assert "stigmer-details" in view.body.value and "b" in view.body.value
     assert len(sent.updates({view.body.model_id})) == before + 2  # one per pick
     assert view.flush() is None  # still nothing from updates
+
+
+def test_the_final_update_waits_for_the_final_drawing_and_the_static_html_keeps_it(sent: Sent) -> None:
+    clock = FakeClock()
+    sent.clock = clock
+    graph = Drawings()
+    running = task("a", "WORKFLOW_TASK_IN_PROGRESS", end=None)
+    view = view_of(snapshot(tasks=[running]), clock, graph=graph)
+    pick(view.panel, "graph")
+    assert_eventually(lambda: graph.calls == [1], 5)
+    graph.gate.clear()  # the drawing of the end is slow
+    clock.advance(1)
+    view.offer(snapshot("EXECUTION_COMPLETED", [task("a"), task("b")], seq=3))
+    assert view.flush() is not None and not view.done  # held back for the drawing
+    graph.gate.set()
+    assert_eventually(lambda: graph.calls[-1] == 2, 5)
+    assert_eventually(lambda: view._drawn_graph() is not None, 5)
+    view.flush()  # (the lab's loop would be woken by the drawing; here there is none)
+    assert view.done and "drawn-2" in view.body.value
+    assert "drawn-2" in view._repr_mimebundle_()["text/html"]  # the picture a saved notebook keeps
+    after = len(sent.updates(view_ids(view)))
+    clock.advance(2)
+    view.flush()
+    assert len(sent.updates(view_ids(view))) == after  # nothing follows the final update
