@@ -677,7 +677,9 @@ def cmd_graph(args: argparse.Namespace) -> NoReturn:
     path = Path(args.file)
     if not path.exists():
         _fail(f"no workflow file at {path}")
-    fmt = args.format or _GRAPH_FORMATS.get(Path(args.output).suffix.lower() if args.output else "", "mermaid")
+    fmt = args.format or _GRAPH_FORMATS.get(
+        Path(args.output).suffix.lower() if args.output else "", "mermaid"
+    )
     try:
         drawn = for_document(path)
         text = {"mermaid": lambda: drawn.mermaid, "dot": lambda: drawn.dot, "svg": lambda: drawn.svg}[fmt]()
