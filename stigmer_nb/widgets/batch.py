@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import html
 import logging
 import threading
@@ -17,9 +16,9 @@ import ipywidgets as widgets
 
 from ..errors import StigmerError
 from .execution import (
-    _MIN_INTERVAL,
     MAX_MESSAGES_PER_SECOND,
     WIDGET_MIME,
+    LiveView,
     MessageBudget,
     _kernel_running,
     in_fresh_context,
@@ -96,7 +95,7 @@ def _phases_by_id(lab: Lab, batch_id: str) -> dict[str, str]:
     return {str(eid): str(phase) for eid, phase in rows}
 
 
-class BatchView:
+class BatchView(LiveView):
     """The live progress of a ``Batch``: a bar and the executions per phase, counted from the
     snapshots the lab hands each execution's subscribers (no SQL per update).
 
@@ -241,44 +240,6 @@ class BatchView:
         self.catch_up(_phases_by_id(lab, self.batch_id))
         return self
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let ``loop`` drive coalesced updates."""
-        self._loop = loop
-        self._wake()
-
-    def _wake(self) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._kick, context=contextvars.Context())
-        except RuntimeError:  # the loop closed meanwhile (the lab stopped)
-            pass
-
-    def _kick(self) -> None:
-        self._arm(max(self._last_flush + _MIN_INTERVAL, self._clock()))
-
-    def _arm(self, due: float) -> None:
-        if self._final_sent or self._loop is None:
-            return
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return
-            self._timer.cancel()
-        self._timer_due = due
-        delay = max(due - self._clock(), 0.0)
-        self._timer = self._loop.call_later(delay, self._on_timer, context=contextvars.Context())
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        try:
-            wait = self.flush()
-        except Exception:  # a broken render must not kill the loop's other work
-            log.exception("batch view update failed")
-            wait = 1.0
-        if wait:
-            self._arm(self._clock() + wait)
-
     def _finish(self) -> None:
         with self._lock:
             detach, self._detach = self._detach, []
@@ -292,20 +253,6 @@ class BatchView:
             self._update_display(handle)
 
     # --- displays ---------------------------------------------------------------------------------
-
-    def add_display(self, handle: Any) -> None:
-        """Remember a display; at the end it gets the final static HTML too (saved notebooks)."""
-        with self._lock:
-            if not self._final_sent:
-                self._displays.append(handle)
-                return
-        self._update_display(handle)
-
-    def _update_display(self, handle: Any) -> None:
-        try:
-            handle.update(self._repr_mimebundle_(), raw=True)
-        except Exception:  # the kernel may be shutting down; the widget state still holds the end
-            log.debug("could not update the display of batch %s", self.batch_id, exc_info=True)
 
     def close(self) -> None:
         """Stop following and close the widget."""

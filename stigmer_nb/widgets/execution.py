@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_MESSAGES_PER_SECOND",
+    "LiveView",
     "WIDGET_MIME",
     "ExecutionView",
     "MessageBudget",
@@ -206,7 +207,87 @@ def _in_background(fn: Callable[..., Any], *args: Any, pool: str = "lookups") ->
     executor.submit(in_fresh_context, fn, *args)
 
 
-class ExecutionView:
+class LiveView:
+    """A view that follows changes: updates driven by an event loop (the lab's), coalesced,
+    ``_MIN_INTERVAL`` apart at least, and again after as many seconds as ``flush`` answers (none
+    more when it answers None or 0); its displays get the final static HTML at the end.
+
+    A view sets ``_lock``, ``_displays``, ``_clock``, ``_loop``, ``_timer``, ``_timer_due``,
+    ``_last_flush`` and ``_final_sent`` in its constructor, and implements ``flush`` and
+    ``_repr_mimebundle_``.
+    """
+
+    _lock: threading.RLock
+    _displays: list[Any]
+    _clock: Callable[[], float]
+    _loop: asyncio.AbstractEventLoop | None
+    _timer: asyncio.TimerHandle | None
+    _timer_due: float
+    _last_flush: float
+    _final_sent: bool
+
+    def flush(self) -> float | None:
+        """Apply what is due; the seconds until the next update is due, or None/0 when none is."""
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def add_display(self, handle: Any) -> None:
+        """Remember a display of this view; at the end it gets the final static HTML too, so a
+        notebook saved by nbclient/nbconvert shows the outcome even where widgets cannot render."""
+        with self._lock:
+            if not self._final_sent:
+                self._displays.append(handle)
+                return
+        self._update_display(handle)
+
+    def _update_display(self, handle: Any) -> None:
+        try:
+            handle.update(self._repr_mimebundle_(), raw=True)
+        except Exception:  # the kernel may be shutting down; the widget state still holds the end
+            log.debug("could not update the display of %r", self, exc_info=True)
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let ``loop`` drive coalesced updates (and a view's clock)."""
+        self._loop = loop
+        self._wake()
+
+    def _wake(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._kick, context=contextvars.Context())
+        except RuntimeError:  # the loop closed meanwhile (the lab stopped)
+            pass
+
+    def _kick(self) -> None:
+        self._arm(max(self._last_flush + _MIN_INTERVAL, self._clock()))
+
+    def _arm(self, due: float) -> None:
+        if self._final_sent or self._loop is None:
+            return
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        delay = max(due - self._clock(), 0.0)
+        self._timer = self._loop.call_later(delay, self._on_timer, context=contextvars.Context())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        try:
+            wait = self.flush()
+        except Exception:  # a broken render must not kill the loop's other work
+            log.exception("%s update failed", type(self).__name__)
+            wait = 1.0
+        if wait:
+            self._arm(self._clock() + wait)
+
+
+class ExecutionView(LiveView):
     """The live widget of one execution: workflow, id, phase badge, ticking elapsed time, progress,
     task table (nesting indented, errors on expand), input and output as collapsible JSON, the
     problem details on failure, the steering buttons the phase allows (Pause, Resume, Cancel,
@@ -573,44 +654,6 @@ class ExecutionView:
         self.offer(service.snapshot(self.execution_id))
         return self
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let ``loop`` drive coalesced updates and the elapsed-time clock."""
-        self._loop = loop
-        self._wake()
-
-    def _wake(self) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._kick, context=contextvars.Context())
-        except RuntimeError:  # the loop closed meanwhile (the lab stopped)
-            pass
-
-    def _kick(self) -> None:
-        self._arm(max(self._last_flush + _MIN_INTERVAL, self._clock()))
-
-    def _arm(self, due: float) -> None:
-        if self._final_sent or self._loop is None:
-            return
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return
-            self._timer.cancel()
-        self._timer_due = due
-        delay = max(due - self._clock(), 0.0)
-        self._timer = self._loop.call_later(delay, self._on_timer, context=contextvars.Context())
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        try:
-            wait = self.flush()
-        except Exception:  # a broken render must not kill the loop's other work
-            log.exception("execution view update failed")
-            wait = 1.0
-        if wait is not None:
-            self._arm(self._clock() + wait)
-
     def _finish(self) -> None:
         detach, self._detach = self._detach, None
         if detach is not None:
@@ -753,21 +796,6 @@ class ExecutionView:
         self._want_prompts(self._snapshot)  # approval tasks that began meanwhile
 
     # --- displays and actions ---------------------------------------------------------------------
-
-    def add_display(self, handle: Any) -> None:
-        """Remember a display of this view; at the end it gets the final static HTML too, so a
-        notebook saved by nbclient/nbconvert shows the outcome even where widgets cannot render."""
-        with self._lock:
-            if not self._final_sent:
-                self._displays.append(handle)
-                return
-        self._update_display(handle)
-
-    def _update_display(self, handle: Any) -> None:
-        try:
-            handle.update(self._repr_mimebundle_(), raw=True)
-        except Exception:  # the kernel may be shutting down; the widget state still holds the end
-            log.debug("could not update the display of %s", self.execution_id, exc_info=True)
 
     def _on_click(self, action: str, _button: Any = None) -> None:
         if action in ("rerun", "recover"):
