@@ -138,11 +138,11 @@ def start_batch(
     runtime_env: Mapping[str, Any] | None = None,
 ) -> Batch:
     """Validate ``doc`` and every input, then start one execution per input; returns at once."""
-    from .service.service import _normalise_tags
+    from .service.service import normalise_tags
 
     thread = lab._check()
     items = _inputs(inputs)
-    tag_list = _normalise_tags(tags)
+    tag_list = normalise_tags(tags)
     document, spec = lab._prepared(doc, runtime_env)
     batch_id = new_id("batch")
     return thread.call(_start(lab, document, spec, items, tag_list, name, runtime_env, batch_id))

@@ -93,7 +93,7 @@ _MAX_TAGS = 32
 _MAX_TAG_LENGTH = 128
 
 
-def _normalise_tags(tags: Any) -> list[str]:
+def normalise_tags(tags: Any) -> list[str]:
     """A list of distinct non-empty strings (order kept); one clear error otherwise."""
     if tags is None:
         return []
@@ -302,15 +302,19 @@ class Service:
                     "updated_at = ? WHERE id = ?",
                     [dumps(document), dumps(spec), wf.namespace, wf.version, now, wf.id],
                 )
-        await self._remember_version(wf, document, spec, now)
+        await self._remember_version(wf, document, spec, now, digest)
         await self._default_instance(wf)
         return wf
 
     async def _remember_version(
-        self, wf: WorkflowRecord, document: dict[str, Any], spec: dict[str, Any] | None, now: datetime
+        self,
+        wf: WorkflowRecord,
+        document: dict[str, Any],
+        spec: dict[str, Any] | None,
+        now: datetime,
+        digest: str,
     ) -> None:
-        """Record ``document`` in ``workflow_versions`` the first time it is seen."""
-        digest = document_hash(document)
+        """Record ``document`` (its hash ``digest``) in ``workflow_versions`` the first time it is seen."""
         if digest in self._versions:
             return
         if not self.store.rows("SELECT 1 FROM workflow_versions WHERE document_hash = ?", [digest]):
@@ -450,7 +454,7 @@ class Service:
         if encoded_input.count("[") + encoded_input.count("{") > MAX_DEPTH:
             check_nesting(input, "the input", max_nodes=self.max_input_bytes, hint=_INPUT_HINT)
         env = _normalise_env(runtime_env)
-        tag_list = _normalise_tags(tags)
+        tag_list = normalise_tags(tags)
         # slug
         name = name or default_execution_name()
         slug = slugify(name)
